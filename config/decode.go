@@ -1,0 +1,263 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problem is one thing wrong with a config.
+type Problem struct {
+	File   string
+	Line   int
+	Column int
+	Path   string // field path, e.g. points[2].alarms.H
+	Msg    string // what is wrong and what to write instead
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Column)
+	}
+	b.WriteString(": ")
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one config, in file order.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// AsProblems returns the problems inside err, if it holds any.
+func AsProblems(err error) (Problems, bool) {
+	var ps Problems
+	ok := errors.As(err, &ps)
+	return ps, ok
+}
+
+type pos struct{ line, col int }
+
+// decoder walks a YAML node tree into Go values by reflection, so that every
+// unknown key and badly typed value is reported (not just the first), and
+// the position of every field is remembered for the checks that follow.
+type decoder struct {
+	file  string
+	probs  Problems
+	pos    map[string]pos
+	visits int
+}
+
+// maxVisits bounds the work on a file whose aliases expand to a huge tree.
+const maxVisits = 200000
+
+func (d *decoder) add(n *yaml.Node, path, format string, args ...any) {
+	p := Problem{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		p.Line, p.Column = n.Line, n.Column
+	}
+	d.probs = append(d.probs, p)
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if d.visits++; d.visits > maxVisits {
+		if d.visits == maxVisits+1 {
+			d.add(n, path, "the file expands to more than %d values (through aliases?); write a smaller config", maxVisits)
+		}
+		return
+	}
+	d.pos[path] = pos{n.Line, n.Column}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // key present with no value: treated as absent
+	}
+	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
+		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+			d.add(n, path, "%s", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		nv := reflect.New(v.Type().Elem())
+		d.decode(n, nv.Elem(), path)
+		v.Set(nv)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.add(n, path, "want a list (lines starting with \"- \" or [a, b]), got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	default:
+		d.decodeScalar(n, v, path)
+	}
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.add(n, path, "want %s, got %s", kindWord(v.Kind()), describe(n))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(n.Value)
+		return
+	case reflect.Bool:
+		var b bool
+		if n.Decode(&b) != nil {
+			d.add(n, path, "want true or false, got %q", n.Value)
+			return
+		}
+		v.SetBool(b)
+		return
+	case reflect.Int, reflect.Int64:
+		var i int64
+		if n.Decode(&i) != nil {
+			d.add(n, path, "want a whole number, got %q", n.Value)
+			return
+		}
+		v.SetInt(i)
+		return
+	case reflect.Float64:
+		var f float64
+		if n.Decode(&f) != nil {
+			d.add(n, path, "want a number, got %q", n.Value)
+			return
+		}
+		v.SetFloat(f)
+		return
+	}
+	d.add(n, path, "cannot hold a value of Go type %s (a bug in the schema)", v.Type())
+}
+
+func kindWord(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Float64:
+		return "a number"
+	}
+	return "a value"
+}
+
+// fieldIndex maps YAML keys to struct field indexes, per struct type.
+func fieldIndex(t reflect.Type) map[string]int {
+	m := map[string]int{}
+	for i := range t.NumField() {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag != "" && tag != "-" {
+			m[tag] = i
+		}
+	}
+	return m
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.add(n, path, "want a mapping (key: value lines), got %s", describe(n))
+		return
+	}
+	fields := fieldIndex(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		sub := k.Value
+		if path != "" {
+			sub = path + "." + k.Value
+		}
+		if seen[k.Value] {
+			d.add(k, sub, "key written twice; keep one")
+			continue
+		}
+		seen[k.Value] = true
+		idx, ok := fields[k.Value]
+		if !ok {
+			d.add(k, sub, "unknown key%s", suggest(k.Value, fields))
+			continue
+		}
+		d.decode(val, v.Field(idx), sub)
+	}
+}
+
+// suggest names the closest known key, or lists them.
+func suggest(key string, fields map[string]int) string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	best, bestD := "", 1<<30
+	for _, n := range names {
+		if dist := levenshtein(strings.ToLower(key), strings.ToLower(n)); dist < bestD {
+			best, bestD = n, dist
+		}
+	}
+	if best != "" && bestD <= max(2, len(key)/3) {
+		return fmt.Sprintf("; did you mean %q?", best)
+	}
+	return "; known keys here: " + strings.Join(names, ", ")
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

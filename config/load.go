@@ -1,0 +1,140 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Sample is the documented sample configuration shown in the README.
+//
+//go:embed sample.yaml
+var Sample []byte
+
+// Demo is the configuration of `edgecollector demo`: the simulated tank farm.
+// Its addresses and data dir are filled in by the demo at start.
+//
+//go:embed demo.yaml
+var Demo []byte
+
+// Load reads, decodes, defaults and validates the config at path. Relative
+// file names inside it are resolved against the config's directory. On any
+// problem it returns Problems holding all of them.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; name is used in messages and its
+// directory to resolve relative file names.
+func Parse(name string, data []byte) (*Config, error) {
+	d := &decoder{file: name, pos: map[string]pos{}}
+	cfg := &Config{File: name}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
+		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
+	} else if err != nil {
+		line, msg := yamlErrorLine(err)
+		return nil, Problems{{File: name, Line: line, Column: 1, Msg: "YAML syntax: " + msg}}
+	}
+	if len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
+		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
+	}
+	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	applyDefaults(cfg)
+	v := &validator{decoder: d, cfg: cfg, dir: filepath.Dir(name)}
+	v.validate()
+	if len(d.probs) > 0 {
+		ps := d.probs
+		sort.SliceStable(ps, func(i, j int) bool {
+			if ps[i].Line != ps[j].Line {
+				return ps[i].Line < ps[j].Line
+			}
+			return ps[i].Column < ps[j].Column
+		})
+		return nil, ps
+	}
+	return cfg, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func yamlErrorLine(err error) (int, string) {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 1, err.Error()
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n, m[2]
+}
+
+// Resolve returns a file name from the config, relative to the config's
+// directory unless absolute.
+func (c *Config) Resolve(name string) string {
+	if name == "" || filepath.IsAbs(name) || c.File == "" {
+		return name
+	}
+	return filepath.Join(filepath.Dir(c.File), name)
+}
+
+// Point returns the point with this code.
+func (c *Config) Point(code string) *Point {
+	for i := range c.Points {
+		if c.Points[i].Code == code {
+			return &c.Points[i]
+		}
+	}
+	return nil
+}
+
+// Device returns the device with this name.
+func (c *Config) Device(name string) *Device {
+	for i := range c.Devices {
+		if c.Devices[i].Name == name {
+			return &c.Devices[i]
+		}
+	}
+	return nil
+}
+
+// Bus returns the bus with this name.
+func (c *Config) Bus(name string) *Bus {
+	for i := range c.Buses {
+		if c.Buses[i].Name == name {
+			return &c.Buses[i]
+		}
+	}
+	return nil
+}
+
+// Interlock returns the interlock with this name.
+func (c *Config) Interlock(name string) *Interlock {
+	for i := range c.Interlocks {
+		if c.Interlocks[i].Name == name {
+			return &c.Interlocks[i]
+		}
+	}
+	return nil
+}
+
+// AuditFile is the audit log's path: audit.file, or audit.log in the data dir.
+func (c *Config) AuditFile() string {
+	if c.Audit.File == "" {
+		return filepath.Join(c.Buffer.Dir, "audit.log")
+	}
+	return c.Resolve(c.Audit.File)
+}
