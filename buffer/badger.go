@@ -85,8 +85,8 @@ type Badger struct {
 	bytes    int64  // their key+value size
 	mem      *Memory
 	degraded string
-	skipTo   uint64             // started without the database: seqs up to here were skipped
-	dirty    bool               // ack sets changed since written
+	skipTo   uint64              // started without the database: seqs up to here were skipped
+	dirty    bool                // ack sets changed since written
 	buckets  map[int64][2]uint64 // minute -> first, last seq written this session (cache)
 	scratch  []byte
 	closed   bool

@@ -62,7 +62,7 @@ type pos struct{ line, col int }
 // unknown key and badly typed value is reported (not just the first), and
 // the position of every field is remembered for the checks that follow.
 type decoder struct {
-	file  string
+	file   string
 	probs  Problems
 	pos    map[string]pos
 	visits int

@@ -1,0 +1,122 @@
+package modbus
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Block is one read request covering several points.
+type Block struct {
+	Table  Table
+	Start  uint16
+	Count  uint16 // registers, or bits for coils and discrete inputs
+	Points []int  // indexes into the plan's specs
+	// exact: the device rejected a wider read; never widen this block again.
+	exact bool
+}
+
+func (b Block) String() string {
+	return fmt.Sprintf("%s %d+%d", b.Table, b.Start, b.Count)
+}
+
+// Limits bound block reads.
+type Limits struct {
+	MaxRegisters int // per request, <= 125
+	MaxBits      int // per request, <= 2000
+	MaxGap       int // unused registers (or bits) a block may span
+}
+
+// Plan is the requests that read a set of points from one device.
+type Plan struct {
+	Specs  []Spec
+	Blocks []Block
+	lim    Limits
+}
+
+// NewPlan coalesces points on the same table into as few block reads as the
+// limits allow. Points are given by index in specs.
+func NewPlan(specs []Spec, lim Limits) *Plan {
+	if lim.MaxRegisters <= 0 || lim.MaxRegisters > 125 {
+		lim.MaxRegisters = 125
+	}
+	if lim.MaxBits <= 0 || lim.MaxBits > 2000 {
+		lim.MaxBits = 2000
+	}
+	lim.MaxGap = max(lim.MaxGap, 0)
+	p := &Plan{Specs: specs, lim: lim}
+	idx := make([]int, len(specs))
+	for i := range idx {
+		idx[i] = i
+	}
+	p.Blocks = p.group(idx, lim.MaxGap)
+	return p
+}
+
+// group builds blocks over the given points with the given largest gap.
+func (p *Plan) group(idx []int, gap int) []Block {
+	idx = append([]int(nil), idx...)
+	sort.SliceStable(idx, func(a, b int) bool {
+		sa, sb := p.Specs[idx[a]], p.Specs[idx[b]]
+		if sa.Table != sb.Table {
+			return sa.Table < sb.Table
+		}
+		return sa.Address < sb.Address
+	})
+	var out []Block
+	for _, i := range idx {
+		s := p.Specs[i]
+		end := int(s.Address) + s.Registers()
+		limit := p.lim.MaxRegisters
+		if s.Table.Bits() {
+			limit = p.lim.MaxBits
+		}
+		if n := len(out); n > 0 {
+			b := &out[n-1]
+			bEnd := int(b.Start) + int(b.Count)
+			if b.Table == s.Table && int(s.Address) <= bEnd+gap && max(end, bEnd)-int(b.Start) <= limit {
+				b.Count = uint16(max(end, bEnd) - int(b.Start))
+				b.Points = append(b.Points, i)
+				continue
+			}
+		}
+		out = append(out, Block{Table: s.Table, Start: s.Address, Count: uint16(end - int(s.Address)), Points: []int{i}})
+	}
+	return out
+}
+
+// Split replaces block k, which the device rejected with an illegal-address
+// exception, by narrower blocks that no longer span unused addresses: first
+// contiguous runs, then one point per request. It reports whether the block
+// could be split at all; a single-point block cannot (that point's address
+// itself is rejected).
+func (p *Plan) Split(k int) bool {
+	b := p.Blocks[k]
+	if len(b.Points) <= 1 {
+		return false
+	}
+	var parts []Block
+	if !b.exact {
+		parts = p.group(b.Points, 0)
+	}
+	if len(parts) <= 1 {
+		parts = parts[:0]
+		for _, i := range b.Points {
+			parts = append(parts, p.group([]int{i}, 0)...)
+		}
+	}
+	for i := range parts {
+		parts[i].exact = true
+	}
+	p.Blocks = append(p.Blocks[:k], append(parts, p.Blocks[k+1:]...)...)
+	return true
+}
+
+// Offset is where point i starts within block b, in bytes (registers) or
+// bits (coils and discrete inputs).
+func (b Block) Offset(s Spec) int {
+	d := int(s.Address) - int(b.Start)
+	if b.Table.Bits() {
+		return d
+	}
+	return 2 * d
+}

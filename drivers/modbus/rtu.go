@@ -1,0 +1,153 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.bug.st/serial"
+)
+
+// rtuTransport carries RTU frames over a serial port. grid-x/modbus frames
+// and checks them (CRC, unit id); this transport exists because grid-x's own
+// serial transporter cannot purge a line after a garbled frame (stale bytes
+// would be read as the next answer) and has no configurable gap between
+// frames. go.bug.st/serial gives the purge and per-read timeouts.
+type rtuTransport struct {
+	opts    LineOpts
+	mode    *serial.Mode
+	port    serial.Port
+	timeout time.Duration // per request, set under the line lock
+	gap     time.Duration // silence after each frame
+	last    time.Time     // end of the last frame
+}
+
+// ErrTimeout is a request that got no (complete) answer in time.
+var ErrTimeout = errors.New("timeout: no complete answer")
+
+func newRTUTransport(o LineOpts) (*rtuTransport, error) {
+	if o.Baud == 0 {
+		o.Baud = 9600
+	}
+	if o.DataBits == 0 {
+		o.DataBits = 8
+	}
+	m := &serial.Mode{BaudRate: o.Baud, DataBits: o.DataBits, StopBits: serial.OneStopBit}
+	switch o.Parity {
+	case "", "none":
+		m.Parity = serial.NoParity
+	case "even":
+		m.Parity = serial.EvenParity
+	case "odd":
+		m.Parity = serial.OddParity
+	default:
+		return nil, fmt.Errorf("parity %q", o.Parity)
+	}
+	if o.StopBits == 2 {
+		m.StopBits = serial.TwoStopBits
+	}
+	// 3.5 character times; a character is 11 bits on the wire. Above 19200
+	// baud the spec fixes it at 1.75 ms.
+	gap := time.Duration(float64(time.Second) * 3.5 * 11 / float64(o.Baud))
+	if o.Baud > 19200 {
+		gap = 1750 * time.Microsecond
+	}
+	return &rtuTransport{opts: o, mode: m, timeout: time.Second, gap: gap + o.FrameGap}, nil
+}
+
+func (t *rtuTransport) open() error {
+	if t.port != nil {
+		return nil
+	}
+	p, err := serial.Open(t.opts.Device, t.mode)
+	if err != nil {
+		return fmt.Errorf("open serial port %s: %w", t.opts.Device, err)
+	}
+	t.port = p
+	return nil
+}
+
+// Close closes the port; the next request reopens it.
+func (t *rtuTransport) Close() error {
+	if t.port == nil {
+		return nil
+	}
+	err := t.port.Close()
+	t.port = nil
+	return err
+}
+
+// Send writes one request frame and reads one answer frame.
+func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
+	if err := t.open(); err != nil {
+		return nil, err
+	}
+	if wait := time.Until(t.last.Add(t.gap)); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	defer func() { t.last = time.Now() }()
+	// Whatever is waiting now is noise or a late answer to an earlier
+	// request: drop it so it cannot pass for this request's answer.
+	if err := t.port.ResetInputBuffer(); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("purge serial input: %w", err)
+	}
+	if _, err := t.port.Write(adu); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("write serial port: %w", err)
+	}
+	deadline := time.Now().Add(t.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	buf := make([]byte, 0, 256)
+	want := 5 // unit, function, exception code or byte count, and CRC at least
+	chunk := make([]byte, 256)
+	for len(buf) < want {
+		left := time.Until(deadline)
+		if left <= 0 {
+			if len(buf) == 0 {
+				return nil, ErrTimeout
+			}
+			return nil, fmt.Errorf("%w: %d of %d bytes (% x)", ErrTimeout, len(buf), want, buf)
+		}
+		if err := t.port.SetReadTimeout(left); err != nil {
+			return nil, err
+		}
+		n, err := t.port.Read(chunk[:min(len(chunk), 256-len(buf))])
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("read serial port: %w", err)
+		}
+		buf = append(buf, chunk[:n]...)
+		if len(buf) >= 3 {
+			want = frameLength(adu[1], buf)
+		}
+		if len(buf) >= 256 {
+			break
+		}
+	}
+	if len(buf) > want {
+		buf = buf[:want]
+	}
+	return buf, nil
+}
+
+// frameLength is the full length of an answer to a request with this
+// function code, from the first 3 bytes of the answer.
+func frameLength(fn byte, b []byte) int {
+	switch {
+	case b[1]&0x80 != 0:
+		return 5 // unit, function|0x80, exception code, CRC
+	case fn >= 1 && fn <= 4:
+		return 5 + int(b[2]) // unit, function, byte count, data, CRC
+	case fn == 5 || fn == 6 || fn == 15 || fn == 16:
+		return 8 // unit, function, address, value or quantity, CRC
+	}
+	return 256
+}
