@@ -1,0 +1,134 @@
+package edge
+
+import (
+	"math"
+	"time"
+)
+
+// PointConf is a point's conversion, quality and report settings, compiled
+// from the config.
+type PointConf struct {
+	Code, Name, Kind, Unit string
+	Interval               time.Duration
+
+	Scale, Offset float64
+	// Linear map from raw (after scale and offset) to engineering units;
+	// used when RawLo != RawHi.
+	RawLo, RawHi, EngLo, EngHi float64
+	// Range of the instrument; checked when RangeLo < RangeHi.
+	RangeLo, RangeHi float64
+	// Loop: the raw value is a 4-20 mA signal with RawLo at 4 mA and RawHi
+	// at 20 mA; below 3.6 mA or above 21 mA is a sensor fault (NAMUR NE43).
+	Loop bool
+	// Current: the raw value is the loop current in mA itself (ADC inputs).
+	Current     bool
+	StuckAfter  time.Duration
+	Maintenance bool
+	Gas         bool // over_range counts as HH
+
+	// Report on change: Deadband in the point's unit, MaxInterval forced.
+	OnChange    bool
+	Deadband    float64
+	MaxInterval time.Duration
+
+	Alarms *Limits
+}
+
+// NAMUR NE43 limits of a 4-20 mA loop.
+const (
+	LoopFaultLow  = 3.6
+	LoopFaultHigh = 21.0
+)
+
+func (p *PointConf) hasRange() bool { return p.RangeLo < p.RangeHi }
+
+// mA is the loop current of raw, for loop points.
+func (p *PointConf) mA(raw float64) float64 {
+	if p.Current {
+		return raw
+	}
+	return 4 + (raw-p.RawLo)*16/(p.RawHi-p.RawLo)
+}
+
+// Convert turns a driver's raw value into the reading's value and quality.
+// stuck reports whether the value has not changed for StuckAfter.
+func (p *PointConf) Convert(r Raw, stuck bool) (Value, Quality) {
+	if r.Quality != Good {
+		return Value{}, r.Quality
+	}
+	if r.Value.Kind != Number {
+		if p.Maintenance {
+			return r.Value, Maintenance
+		}
+		return r.Value, Good
+	}
+	raw := r.Value.Num
+	if p.Loop {
+		if ma := p.mA(raw); ma < LoopFaultLow || ma > LoopFaultHigh || math.IsNaN(ma) {
+			return Value{}, SensorFault
+		}
+	}
+	v := raw*p.Scale + p.Offset
+	if p.RawLo != p.RawHi {
+		v = p.EngLo + (v-p.RawLo)*(p.EngHi-p.EngLo)/(p.RawHi-p.RawLo)
+	}
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return Value{}, SensorFault
+	case stuck:
+		return Value{}, SensorFault
+	case p.Maintenance:
+		return Num(v), Maintenance
+	case p.hasRange() && v > p.RangeHi:
+		return Num(v), OverRange
+	case p.hasRange() && v < p.RangeLo:
+		return Num(v), UnderRange
+	}
+	return Num(v), Good
+}
+
+// reportFilter decides which polls become readings in the uplink.
+type reportFilter struct {
+	last     Value
+	lastQ    Quality
+	lastA    Level
+	lastTime time.Time
+	sent     bool
+}
+
+func (f *reportFilter) keep(p *PointConf, now time.Time, v Value, q Quality, a Level) bool {
+	if !p.OnChange {
+		return true
+	}
+	send := !f.sent || q != f.lastQ || a != f.lastA || now.Sub(f.lastTime) >= p.MaxInterval
+	if !send {
+		if v.Kind == Number && f.last.Kind == Number {
+			send = math.Abs(v.Num-f.last.Num) > p.Deadband
+		} else {
+			send = v != f.last
+		}
+	}
+	if send {
+		f.last, f.lastQ, f.lastA, f.lastTime, f.sent = v, q, a, now, true
+	}
+	return send
+}
+
+// stuckTracker notices a value that does not change.
+type stuckTracker struct {
+	last    float64
+	since   time.Time
+	started bool
+}
+
+func (s *stuckTracker) stuck(p *PointConf, now time.Time, r Raw) bool {
+	if p.StuckAfter <= 0 || r.Quality != Good || r.Value.Kind != Number {
+		s.started = false
+		return false
+	}
+	if !s.started || r.Value.Num != s.last {
+		s.last, s.since, s.started = r.Value.Num, now, true
+		return false
+	}
+	return now.Sub(s.since) >= p.StuckAfter
+}

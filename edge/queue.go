@@ -1,0 +1,162 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Queue is the bounded hand-off from the poll groups to the appender. Put
+// never blocks: when the queue is full the oldest readings make room
+// (events go last), and every drop is counted for a buffer_dropped report.
+type Queue struct {
+	mu     sync.Mutex
+	items  []*Message
+	max    int
+	ready  chan struct{}
+	drops  queueDrops
+	closed bool
+}
+
+type queueDrops struct {
+	messages, readings, events int
+	first, last                time.Time
+}
+
+// NewQueue returns a queue holding at most max messages.
+func NewQueue(max int) *Queue {
+	return &Queue{max: max, ready: make(chan struct{}, 1)}
+}
+
+// Put adds m, dropping the oldest readings message (or, when the queue
+// holds only events, the oldest event) if the queue is full.
+func (q *Queue) Put(m *Message) {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		victim := -1
+		for i, x := range q.items {
+			if !x.Important() {
+				victim = i
+				break
+			}
+		}
+		if victim < 0 && !m.Important() {
+			q.drop(m)
+			q.mu.Unlock()
+			return
+		}
+		if victim < 0 {
+			victim = 0
+		}
+		q.drop(q.items[victim])
+		q.items = append(q.items[:victim], q.items[victim+1:]...)
+	}
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) drop(m *Message) {
+	d := &q.drops
+	if d.messages == 0 || m.Created.Before(d.first) {
+		d.first = m.Created
+	}
+	if m.Created.After(d.last) {
+		d.last = m.Created
+	}
+	d.messages++
+	d.readings += len(m.Readings)
+	d.events += len(m.Events)
+}
+
+// Ready is signalled after a Put.
+func (q *Queue) Ready() <-chan struct{} { return q.ready }
+
+// Take removes up to n messages, oldest first. When messages were dropped
+// since the last Take, the first message returned reports them.
+func (q *Queue) Take(n int) []*Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*Message
+	if d := q.drops; d.messages > 0 {
+		now := time.Now()
+		out = append(out, &Message{Kind: KindEvent, Created: now, Events: []Event{{
+			Type: EventSystem, State: StateBufferDropped, Subject: "appender_queue", TS: now, Count: uint64(d.messages),
+			Message: fmt.Sprintf("appender queue full: %d messages (%d readings, %d events) created %s to %s were dropped before they got a seq",
+				d.messages, d.readings, d.events, d.first.Format(time.RFC3339Nano), d.last.Format(time.RFC3339Nano)),
+		}}})
+		q.drops = queueDrops{}
+	}
+	k := min(n, len(q.items))
+	out = append(out, q.items[:k]...)
+	q.items = append(q.items[:0], q.items[k:]...)
+	return out
+}
+
+// Len is the number of messages waiting.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+// Sink is where the appender puts messages: the buffer.
+type Sink interface {
+	Append(ctx context.Context, msgs ...*Message) error
+}
+
+// Appender moves messages from the queue into the buffer, several per
+// append, so one sync covers them.
+type Appender struct {
+	Queue  *Queue
+	Sink   Sink
+	Logger *slog.Logger
+	// OnAppend is called with each appended message (tests and the demo).
+	OnAppend func(*Message, error)
+	// Batch is the most messages per append (default 64).
+	Batch int
+}
+
+// Run appends until ctx ends, then appends what is left in the queue.
+func (a *Appender) Run(ctx context.Context) error {
+	if a.Batch <= 0 {
+		a.Batch = 64
+	}
+	log := a.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var lastWarn time.Time
+	flush := func(actx context.Context) {
+		for {
+			batch := a.Queue.Take(a.Batch)
+			if len(batch) == 0 {
+				return
+			}
+			err := a.Sink.Append(actx, batch...)
+			if err != nil && time.Since(lastWarn) > 10*time.Second {
+				lastWarn = time.Now()
+				log.Warn("append: messages are not durable", "err", err)
+			}
+			if a.OnAppend != nil {
+				for _, m := range batch {
+					a.OnAppend(m, err)
+				}
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			flush(context.Background())
+			return nil
+		case <-a.Queue.Ready():
+			flush(ctx)
+		}
+	}
+}
