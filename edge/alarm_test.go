@@ -53,9 +53,9 @@ func TestAlarmStateMachine(t *testing.T) {
 			{0, 5, Good, "", NoLevel},
 			{1 * time.Second, 8, Good, "alarm:raised:H", H},
 			{2 * time.Second, 9.2, Good, "alarm:raised:HH", HH},
-			{3 * time.Second, 8.7, Good, "", HH},                 // inside HH hysteresis
-			{4 * time.Second, 8.4, Good, "alarm:cleared:HH", H},  // below 9-0.5
-			{5 * time.Second, 7.6, Good, "", H},                  // inside H hysteresis
+			{3 * time.Second, 8.7, Good, "", HH},                // inside HH hysteresis
+			{4 * time.Second, 8.4, Good, "alarm:cleared:HH", H}, // below 9-0.5
+			{5 * time.Second, 7.6, Good, "", H},                 // inside H hysteresis
 			{6 * time.Second, 7.4, Good, "alarm:cleared:H", NoLevel},
 			{7 * time.Second, 0.5, Good, "alarm:raised:LL,alarm:raised:L", LL},
 			{8 * time.Second, 2.6, Good, "alarm:cleared:LL,alarm:cleared:L", NoLevel},

@@ -22,6 +22,9 @@ type EngineOpts struct {
 	Emit func(*Message)
 	// StateFile keeps latched and bypassed interlocks across restarts.
 	StateFile string
+	// NoRestore skips reading StateFile: a reload adopts the running
+	// engine's state instead.
+	NoRestore bool
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
@@ -346,7 +349,7 @@ func (e *Engine) saveState() {
 // restore brings latched interlocks back as tripped (outputs are not written
 // again) and ends bypasses that were running at shutdown.
 func (e *Engine) restore() error {
-	if e.opts.StateFile == "" {
+	if e.opts.StateFile == "" || e.opts.NoRestore {
 		return nil
 	}
 	b, err := os.ReadFile(e.opts.StateFile)
@@ -380,4 +383,43 @@ func (e *Engine) restore() error {
 		e.saveState()
 	}
 	return nil
+}
+
+// Adopt carries the state of points and interlocks over from the engine of
+// the previous config (a reload): alarms stay raised without new events,
+// latches and bypasses stay. Points and interlocks are matched by name.
+func (e *Engine) Adopt(old *Engine) {
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ps := range e.points {
+		if i, ok := old.index[ps.conf.Code]; ok {
+			o := old.points[i]
+			ps.alarm, ps.filter, ps.stuck = o.alarm, o.filter, o.stuck
+			ps.polled, ps.value, ps.quality, ps.updated = o.polled, o.value, o.quality, o.updated
+		}
+	}
+	for _, il := range e.ils {
+		if k, ok := old.ilIdx[il.conf.Name]; ok {
+			o := old.ils[k]
+			il.tripped, il.trippedAt, il.bypassUntil, il.pending, il.since = o.tripped, o.trippedAt, o.bypassUntil, o.pending, o.since
+		}
+	}
+	e.saveState()
+}
+
+// Held names the interlocks that are tripped or bypassed: a reload must not
+// change them.
+func (e *Engine) Held() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.opts.Now()
+	var out []string
+	for _, il := range e.ils {
+		if il.tripped || now.Before(il.bypassUntil) {
+			out = append(out, il.conf.Name)
+		}
+	}
+	return out
 }

@@ -1,0 +1,254 @@
+// Command edgecollector is the edge collector for work-safety monitoring: it
+// polls instruments over Modbus and I2C, raises alarms and trips local
+// interlocks, keeps every reading and event in a durable buffer, and sends
+// them to the authorities' platform over MQTT or HJ 212.
+//
+//	edgecollector demo                  the embedded default: a simulated tank farm
+//	edgecollector validate -c FILE      check a config, every problem at once (exit 2)
+//	edgecollector run -c FILE           run the collector
+//	edgecollector read -c FILE ...      read points or registers, for commissioning
+//	edgecollector reset|ack|bypass|status|reload -c FILE ...   talk to the running collector
+//	edgecollector audit verify -c FILE  check the audit log's hash chain
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hazwatch/edgecollector/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFail    = 1
+	exitInvalid = 2 // bad config or bad usage
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, deps{})
+	stop()
+	os.Exit(code)
+}
+
+// deps are what tests inject in place of the machine's hardware.
+type deps struct {
+	// openI2C opens an I2C bus by name (default: periph.io's host drivers).
+	openI2C i2cOpener
+}
+
+const usage = `usage: edgecollector COMMAND [flags]
+
+commands:
+  demo                    run on the embedded default: simulated tank farm, in-process broker
+  validate -c FILE        check a config and report every problem (exit 2 if any)
+  run -c FILE             run the collector (SIGINT/SIGTERM stop it, SIGHUP reloads)
+  read -c FILE ...        read a device's points or raw registers (commissioning probe)
+  reset -c FILE NAME      reset a tripped interlock's latch
+  ack -c FILE POINT       acknowledge a point's alarms
+  bypass -c FILE NAME DUR bypass an interlock for DUR (at most 8h)
+  status -c FILE          print the running collector's status
+  reload -c FILE          reload the config (a bad one is rejected, the running one stays)
+  audit verify -c FILE    verify the audit log's hash chain
+  version                 print the version
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitInvalid
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "validate":
+		return cmdValidate(rest, stdout, stderr, d)
+	case "run":
+		return cmdRun(ctx, rest, stderr, d)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
+	case "read":
+		return cmdRead(ctx, rest, stdout, stderr, d)
+	case "reset", "ack", "bypass", "status", "reload":
+		return cmdControl(cmd, rest, stdout, stderr)
+	case "audit":
+		return cmdAudit(rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, usage)
+	return exitInvalid
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+		return "edgecollector " + v + " " + bi.GoVersion
+	}
+	return "edgecollector"
+}
+
+func flags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// loadConfig loads and validates a config, printing every problem.
+func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
+	if path == "" {
+		fmt.Fprintln(stderr, "missing -c FILE: the config to use (see the sample in the README)")
+		return nil, exitInvalid
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		if ps, ok := config.AsProblems(err); ok {
+			fmt.Fprintln(stderr, ps.Error())
+			fmt.Fprintf(stderr, "%s: %d problem(s); nothing was started\n", path, len(ps))
+			return nil, exitInvalid
+		}
+		fmt.Fprintln(stderr, err)
+		return nil, exitInvalid
+	}
+	return cfg, exitOK
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer, d deps) int {
+	fs := flags("validate", stderr)
+	path := fs.String("c", "", "config file")
+	hw := fs.Bool("hardware", false, "also open the serial ports and I2C buses the config names")
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	if *hw {
+		if err := checkHardwareWith(cfg, d); err != nil {
+			fmt.Fprintf(stderr, "%s: hardware: %v\n", *path, err)
+			return exitFail
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d buses, %d devices, %d points, %d interlocks\n", *path, len(cfg.Buses), len(cfg.Devices), len(cfg.Points), len(cfg.Interlocks))
+	return exitOK
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.Log.Level))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
+	fs := flags("run", stderr)
+	path := fs.String("c", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	log := newLogger(cfg, stderr)
+	if err := checkHardwareWith(cfg, d); err != nil {
+		log.Error("hardware named in the config is not usable; fix it or the config", "err", err)
+		return exitFail
+	}
+	if err := serve(ctx, cfg, log, d, nil); err != nil {
+		log.Error("collector failed", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// serve runs a validated config until ctx ends. SIGHUP and the control
+// endpoint's reload load the file again: a bad config, or one that would
+// change a latched or bypassed interlock, is rejected and the running one
+// stays; a good one replaces it, keeping the state of unchanged points and
+// interlocks.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d deps, hook func(*collector)) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var prev *collector
+	for {
+		c, err := newCollector(ctx, cfg, log, d, prev)
+		if err != nil {
+			return err
+		}
+		if hook != nil {
+			hook(c)
+		}
+		rctx, stop := context.WithCancel(ctx)
+		var mu sync.Mutex
+		var next *config.Config
+		reload := func() error {
+			n, err := config.Load(cfg.File)
+			if err == nil {
+				err = c.reloadAllowed(n)
+			}
+			if err != nil {
+				c.rejectConfig(err)
+				return err
+			}
+			mu.Lock()
+			next = n
+			mu.Unlock()
+			stop()
+			return nil
+		}
+		go func() {
+			for {
+				select {
+				case <-hup:
+					if err := reload(); err != nil {
+						log.Error("reload rejected; the running config stays", "err", firstLine(err.Error()))
+					}
+				case <-rctx.Done():
+					return
+				}
+			}
+		}()
+		ctl := &controlServer{c: c, log: log, reload: reload}
+		err = c.run(rctx, ctl.serve)
+		stop()
+		mu.Lock()
+		n := next
+		mu.Unlock()
+		if err != nil || ctx.Err() != nil || n == nil {
+			return err
+		}
+		log.Info("config reloaded", "file", n.File)
+		cfg, prev = n, c
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

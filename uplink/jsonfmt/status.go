@@ -1,0 +1,103 @@
+package jsonfmt
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is the retained message on .../status: "online" on connect (with
+// the heartbeat fields), "offline" as the Last Will. It carries no seq and
+// is not buffered.
+type Status struct {
+	V          int    `json:"v"`
+	Enterprise string `json:"enterprise"`
+	Gateway    string `json:"gateway"`
+	State      string `json:"state"`
+	// Heartbeat fields; absent from the Last Will.
+	TS        string     `json:"ts,omitempty"`
+	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
+}
+
+// Heartbeat describes the gateway's buffer and uplink.
+type Heartbeat struct {
+	UptimeS       int64       `json:"uptime_s"`
+	LastSeq       uint64      `json:"last_seq"`
+	Backlog       uint64      `json:"backlog"`       // messages this uplink has not had acknowledged
+	OldestUnsent  *string     `json:"oldest_unsent"` // creation time of the oldest, null when none
+	Dropped       uint64      `json:"dropped"`       // messages dropped since the buffer was created
+	DroppedRanges [][2]uint64 `json:"dropped_ranges"`
+	Durable       bool        `json:"durable"`
+	Degraded      string      `json:"degraded,omitempty"`
+	RetentionFrom *string     `json:"retention_from"` // oldest stored message: the effective retention
+	BufferBytes   int64       `json:"buffer_bytes"`
+	Tripped       []string    `json:"tripped"`    // interlocks latched
+	Bypassed      []string    `json:"bypassed"`   // interlocks in bypass
+	AuditHead     string      `json:"audit_head"` // hash of the audit log's last entry
+}
+
+// Offline is the Last Will's body.
+func (e *Encoder) Offline() []byte {
+	b, _ := json.Marshal(Status{V: Version, Enterprise: e.Enterprise, Gateway: e.Gateway, State: "offline"})
+	return b
+}
+
+// Online is the status body with a heartbeat.
+func (e *Encoder) Online(now time.Time, hb Heartbeat) []byte {
+	if hb.DroppedRanges == nil {
+		hb.DroppedRanges = [][2]uint64{}
+	}
+	if hb.Tripped == nil {
+		hb.Tripped = []string{}
+	}
+	if hb.Bypassed == nil {
+		hb.Bypassed = []string{}
+	}
+	b, _ := json.Marshal(Status{V: Version, Enterprise: e.Enterprise, Gateway: e.Gateway, State: "online",
+		TS: now.In(e.Location).Format(TimeLayout), Heartbeat: &hb})
+	return b
+}
+
+// TimePtr formats t for an optional time field (nil for the zero time).
+func (e *Encoder) TimePtr(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.In(e.Location).Format(TimeLayout)
+	return &s
+}
+
+// MetaPoint is one entry of the point catalogue on .../meta.
+type MetaPoint struct {
+	Point      string              `json:"point"`
+	Name       string              `json:"name"`
+	Kind       string              `json:"kind"`
+	Unit       string              `json:"unit"`
+	Range      *[2]float64         `json:"range"`
+	Thresholds map[string]*float64 `json:"thresholds"`
+	Factor     string              `json:"hj212_factor,omitempty"`
+}
+
+// Meta is the retained point catalogue (the provincial sensor table:
+// tag, range, LL/L/H/HH).
+func (e *Encoder) Meta(now time.Time, points []MetaPoint) []byte {
+	b, _ := json.Marshal(struct {
+		V          int         `json:"v"`
+		Enterprise string      `json:"enterprise"`
+		Gateway    string      `json:"gateway"`
+		TS         string      `json:"ts"`
+		Points     []MetaPoint `json:"points"`
+	}{Version, e.Enterprise, e.Gateway, now.In(e.Location).Format(TimeLayout), points})
+	return b
+}
+
+// Ack is what the platform publishes on .../ack in platform-ack mode.
+type Ack struct {
+	Seqs []uint64 `json:"seqs"`
+}
+
+// ParseAck decodes a platform acknowledgement.
+func ParseAck(b []byte) (Ack, error) {
+	var a Ack
+	err := json.Unmarshal(b, &a)
+	return a, err
+}
