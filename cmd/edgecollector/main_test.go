@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+)
+
+// binary is the collector built once for this package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgecollector-test-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "edgecollector")
+	start := time.Now()
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "built %s in %s\n", binary, time.Since(start).Round(time.Millisecond))
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// subscriber collects what a broker delivers, as the platform would.
+type subscriber struct {
+	t    *testing.T
+	c    paho.Client
+	mu   sync.Mutex
+	msgs []received
+}
+
+type received struct {
+	Topic string
+	Body  map[string]any
+	Raw   []byte
+	At    time.Time
+}
+
+// subscribe connects a platform-side client. persistent uses a durable
+// session (clean session off, QoS 1) so the check itself cannot lose
+// messages across a broker restart.
+func subscribe(t *testing.T, url, filter, id string, persistent bool) *subscriber {
+	t.Helper()
+	s := &subscriber{t: t}
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(!persistent).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+		SetMaxReconnectInterval(time.Second).SetOrderMatters(true).SetResumeSubs(true)
+	o.SetOnConnectHandler(func(c paho.Client) {
+		c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+			var body map[string]any
+			json.Unmarshal(m.Payload(), &body)
+			s.mu.Lock()
+			s.msgs = append(s.msgs, received{m.Topic(), body, append([]byte(nil), m.Payload()...), time.Now()})
+			s.mu.Unlock()
+		}).Wait()
+	})
+	s.c = paho.NewClient(o)
+	if tok := s.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { s.c.Disconnect(100) })
+	return s
+}
+
+func (s *subscriber) all() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.msgs...)
+}
+
+// waitFor waits until pred holds for the messages received so far.
+func (s *subscriber) waitFor(what string, within time.Duration, pred func([]received) bool) []received {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ms := s.all()
+		if pred(ms) {
+			return ms
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: not seen within %s (%d messages received)", what, within, len(ms))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func topicIs(leaf string) func(received) bool {
+	return func(r received) bool { return strings.HasSuffix(r.Topic, "/"+leaf) }
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yaml", "gateway: {enterprise: E1, code: G1}\nbuffer: {dir: /tmp/x}\nuplink: {mqtt: {url: \"tcp://127.0.0.1:1883\"}}\n")
+	bad := writeFile(t, dir, "bad.yaml", "gateway: {enterprise: E1, code: G1, colour: red}\nbuffer: {dir: /tmp/x}\n")
+	out, err := exec.Command(binary, "validate", "-c", good).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("good config: %v %s", err, out)
+	}
+	out, err = exec.Command(binary, "validate", "-c", bad).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("bad config: want exit 2, got %v\n%s", err, out)
+	}
+	for _, want := range []string{bad + ":1:37: gateway.colour: unknown key; known keys here: code, enterprise, name, utc_offset", bad + ":1:1: uplink: required", "2 problem(s)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
