@@ -95,16 +95,21 @@ func FuzzDecodeRegisters(f *testing.F) {
 	})
 }
 
-// FuzzRTUFrameLength: any answer prefix gives a sane length.
-func FuzzRTUFrameLength(f *testing.F) {
-	f.Add(byte(3), []byte{1, 3, 4})
-	f.Add(byte(3), []byte{1, 0x83, 2})
-	f.Fuzz(func(t *testing.T, fn byte, b []byte) {
-		if len(b) < 3 {
+// FuzzRTUResync: any bytes on the line give a sane answer length and a
+// resync that only ever drops a prefix.
+func FuzzRTUResync(f *testing.F) {
+	f.Add([]byte{1, 3, 0, 0, 0, 2, 0xC4, 0x0B}, []byte{1, 3, 0xFF, 1, 3, 4, 0, 1, 0, 2, 0, 0})
+	f.Add([]byte{1, 1, 0, 0, 0, 9, 0, 0}, []byte{1, 0x81, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, req, line []byte) {
+		if len(req) < 8 {
 			return
 		}
-		if n := frameLength(fn, b); n < 5 || n > 260 {
-			t.Fatalf("frame length %d", n)
+		b := resync(req, line)
+		if len(b) > len(line) || (len(b) > 0 && &b[len(b)-1] != &line[len(line)-1]) {
+			t.Fatalf("resync did not return a suffix")
+		}
+		if n := answerLength(req, b); n < 5 || n > 256 {
+			t.Fatalf("answer length %d", n)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -105,10 +106,17 @@ func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	buf := make([]byte, 0, 256)
-	want := 5 // unit, function, exception code or byte count, and CRC at least
+	buf := make([]byte, 0, 512)
 	chunk := make([]byte, 256)
-	for len(buf) < want {
+	for {
+		// Noise before the answer is skipped: the answer starts with the
+		// unit id, the function code (or its exception) and, for reads, the
+		// byte count this request implies.
+		buf = resync(adu, buf)
+		want := answerLength(adu, buf)
+		if len(buf) >= want {
+			return buf[:want], nil
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			if len(buf) == 0 {
@@ -119,35 +127,73 @@ func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
 		if err := t.port.SetReadTimeout(left); err != nil {
 			return nil, err
 		}
-		n, err := t.port.Read(chunk[:min(len(chunk), 256-len(buf))])
+		n, err := t.port.Read(chunk)
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("read serial port: %w", err)
 		}
 		buf = append(buf, chunk[:n]...)
-		if len(buf) >= 3 {
-			want = frameLength(adu[1], buf)
-		}
-		if len(buf) >= 256 {
-			break
+		if len(buf) > 1024 {
+			return nil, fmt.Errorf("garbled line: %d bytes without a valid answer", len(buf))
 		}
 	}
-	if len(buf) > want {
-		buf = buf[:want]
-	}
-	return buf, nil
 }
 
-// frameLength is the full length of an answer to a request with this
-// function code, from the first 3 bytes of the answer.
-func frameLength(fn byte, b []byte) int {
+// expectedLength is the length of a normal answer to the request adu (at
+// most 256, the longest RTU frame).
+func expectedLength(adu []byte) int {
+	return min(256, answerLen(adu))
+}
+
+func answerLen(adu []byte) int {
+	fn := adu[1]
 	switch {
-	case b[1]&0x80 != 0:
-		return 5 // unit, function|0x80, exception code, CRC
-	case fn >= 1 && fn <= 4:
-		return 5 + int(b[2]) // unit, function, byte count, data, CRC
+	case fn == 1 || fn == 2:
+		return 5 + (int(binary.BigEndian.Uint16(adu[4:]))+7)/8
+	case fn == 3 || fn == 4:
+		return 5 + 2*int(binary.BigEndian.Uint16(adu[4:]))
 	case fn == 5 || fn == 6 || fn == 15 || fn == 16:
-		return 8 // unit, function, address, value or quantity, CRC
+		return 8
 	}
 	return 256
+}
+
+// answerLength is how long the answer starting buf is: an exception is 5
+// bytes, anything else the request's expected length.
+func answerLength(adu, buf []byte) int {
+	if len(buf) >= 2 && buf[1] == adu[1]|0x80 {
+		return 5
+	}
+	return expectedLength(adu)
+}
+
+// resync drops bytes before the first place an answer to adu can start.
+func resync(adu, buf []byte) []byte {
+	for i := 0; i < len(buf); i++ {
+		if plausible(adu, buf[i:]) {
+			return buf[i:]
+		}
+	}
+	return buf[:0]
+}
+
+// plausible reports whether b can be the start of the answer to adu, as far
+// as its first three bytes tell.
+func plausible(adu, b []byte) bool {
+	if b[0] != adu[0] {
+		return false
+	}
+	if len(b) < 2 {
+		return true
+	}
+	if b[1] == adu[1]|0x80 {
+		return true
+	}
+	if b[1] != adu[1] {
+		return false
+	}
+	if len(b) < 3 || adu[1] > 4 {
+		return true
+	}
+	return int(b[2]) == expectedLength(adu)-5
 }

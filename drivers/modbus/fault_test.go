@@ -1,0 +1,297 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/internal/testpeer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func readOnce(src *Source, n int) []edge.Raw {
+	out := make([]edge.Raw, n)
+	src.Read(context.Background(), out)
+	return out
+}
+
+func mustContain(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Fatalf("error %q lacks %q", err, p)
+		}
+	}
+}
+
+// TestExceptionIsTypedAndNamed: a single point on an address the slave
+// rejects gets quality exception, with the code and where it was read.
+func TestPymodbusException(t *testing.T) {
+	port := testpeer.FreePort(t)
+	startPySlave(t, "--tcp", strconv.Itoa(port))
+	line, _ := NewLine(LineOpts{Name: "plc", Address: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer line.Close()
+	dev := NewDevice(line, DeviceOpts{Name: "d", Unit: 1, Timeout: time.Second})
+	// 22-24 is a hole in the slave's map; 0 is a real register.
+	src := dev.Source([]Spec{reg(0, Int16), reg(23, Uint16)})
+	out := readOnce(src, 2)
+	if out[0].Quality != edge.Good || out[0].Value != edge.Num(-1234) {
+		t.Fatalf("point beside the hole: %+v", out[0])
+	}
+	if out[1].Quality != edge.Exception {
+		t.Fatalf("hole: quality %s, want exception", out[1].Quality)
+	}
+	if code, ok := Exception(out[1].Err); !ok || code != 2 {
+		t.Fatalf("want a typed exception 2, got %v", out[1].Err)
+	}
+	mustContain(t, out[1].Err, `bus "plc" unit 1`, "read holding 23+1", "illegal data address")
+}
+
+// TestSlaveKilledMidPoll: a slave that dies gives comm_fault naming the
+// device, then stale while it is probed every few polls, and good values
+// again once it answers.
+func TestSlaveKilledMidPoll(t *testing.T) {
+	port := testpeer.FreePort(t)
+	slave, _ := startPySlave(t, "--tcp", strconv.Itoa(port))
+	line, _ := NewLine(LineOpts{Name: "plc", Address: fmt.Sprintf("127.0.0.1:%d", port), ConnectTimeout: 300 * time.Millisecond})
+	defer line.Close()
+	dev := NewDevice(line, DeviceOpts{Name: "d", Unit: 1, Timeout: 300 * time.Millisecond, Retries: 1, ProbeEvery: 3})
+	src := dev.Source([]Spec{reg(0, Int16), {Table: InputRegisters, Address: 5, Type: Uint16, Bit: -1}})
+	if out := readOnce(src, 2); out[0].Quality != edge.Good || out[1].Quality != edge.Good {
+		t.Fatalf("before the kill: %+v", out)
+	}
+	slave.Kill()
+	start := time.Now()
+	out := readOnce(src, 2)
+	took := time.Since(start)
+	for _, r := range out {
+		if r.Quality != edge.CommFault {
+			t.Fatalf("after the kill: quality %s, want comm_fault (%v)", r.Quality, r.Err)
+		}
+	}
+	mustContain(t, out[0].Err, `bus "plc" unit 1`, "read holding 0+1", "2 attempts")
+	if took > 2*time.Second {
+		t.Fatalf("a dead slave cost %s; at most (retries+1) x timeout plus connects", took)
+	}
+	for i := range 2 {
+		start := time.Now()
+		out = readOnce(src, 2)
+		if out[0].Quality != edge.Stale || !errors.Is(out[0].Err, ErrBackingOff) {
+			t.Fatalf("poll %d while backing off: %s %v", i, out[0].Quality, out[0].Err)
+		}
+		if d := time.Since(start); d > 10*time.Millisecond {
+			t.Fatalf("a skipped dead slave cost %s", d)
+		}
+	}
+	// Bring the slave back on the same port; the next probe finds it.
+	startPySlave(t, "--tcp", strconv.Itoa(port))
+	if out = readOnce(src, 2); out[0].Quality != edge.Good {
+		t.Fatalf("probe after the slave came back: %s %v", out[0].Quality, out[0].Err)
+	}
+}
+
+// TestTCPPeerResets: a peer that resets connections gives comm_fault; once
+// it behaves, the line reconnects by itself.
+func TestTCPPeerResets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reset atomic.Bool
+	reset.Store(true)
+	var wg sync.WaitGroup
+	defer func() { l.Close(); wg.Wait() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func(c net.Conn) {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 260)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if reset.Load() {
+						c.(*net.TCPConn).SetLinger(0) // close with RST
+						return
+					}
+					// answer FC3 for 1 register with 0x0102
+					if n >= 12 {
+						resp := []byte{buf[0], buf[1], 0, 0, 0, 5, buf[6], 3, 2, 1, 2}
+						c.Write(resp)
+					}
+				}
+			}(c)
+		}
+	}()
+	line, _ := NewLine(LineOpts{Name: "rst", Address: l.Addr().String()})
+	defer line.Close()
+	dev := NewDevice(line, DeviceOpts{Name: "d", Unit: 7, Timeout: 500 * time.Millisecond, ProbeEvery: 1})
+	src := dev.Source([]Spec{reg(0, Uint16)})
+	out := readOnce(src, 1)
+	if out[0].Quality != edge.CommFault {
+		t.Fatalf("reset peer: %s %v", out[0].Quality, out[0].Err)
+	}
+	mustContain(t, out[0].Err, `bus "rst" unit 7`, "read holding 0+1")
+	t.Logf("reset: %v", out[0].Err)
+	reset.Store(false)
+	if out = readOnce(src, 1); out[0].Quality != edge.Good || out[0].Value != edge.Num(0x0102) {
+		t.Fatalf("after the peer behaves: %s %v %v", out[0].Quality, out[0].Value, out[0].Err)
+	}
+}
+
+// relay joins two pty pairs (slave side and collector side) and can spoil
+// the slave's answers on the way, like a noisy RS-485 line.
+type relay struct {
+	slaveEnd, masterEnd *os.File
+	mode                atomic.Int32 // 0 pass, 1 flip a byte of the next answer, 2 garbage before the next answer
+	wg                  sync.WaitGroup
+}
+
+const (
+	passThrough int32 = iota
+	corruptNext
+	garbageNext
+)
+
+func newRelay(t *testing.T) (r *relay, slaveTTY, masterTTY string) {
+	a1, a2 := testpeer.PtyPair(t) // pymodbus on a1
+	b1, b2 := testpeer.PtyPair(t) // collector on b2
+	fa, err := os.OpenFile(a2, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.OpenFile(b1, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = &relay{slaveEnd: fa, masterEnd: fb}
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); io.Copy(fa, fb) }() // requests pass untouched
+	go func() {
+		defer r.wg.Done()
+		buf := make([]byte, 512)
+		for {
+			n, err := fa.Read(buf)
+			if err != nil {
+				return
+			}
+			b := append([]byte(nil), buf[:n]...)
+			switch r.mode.Swap(passThrough) {
+			case corruptNext:
+				b[len(b)-1] ^= 0x5A
+			case garbageNext:
+				fb.Write([]byte{0x01, 0x03, 0xFF, 0x00, 0x13, 0x37})
+				time.Sleep(5 * time.Millisecond)
+			}
+			fb.Write(b)
+		}
+	}()
+	t.Cleanup(func() { fa.Close(); fb.Close(); r.wg.Wait() })
+	return r, a1, b2
+}
+
+// TestRTUGarbledLine: a CRC error and garbage on the line give comm_fault
+// for that poll only; the next poll reads good values (the transport purges
+// what is left on the line).
+func TestRTUGarbledLine(t *testing.T) {
+	r, slaveTTY, masterTTY := newRelay(t)
+	startPySlave(t, "--rtu", slaveTTY, "--units", "1,2", "--baud", "19200")
+	line, err := NewLine(LineOpts{Name: "rs485-1", Device: masterTTY, Baud: 19200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer line.Close()
+	dev := NewDevice(line, DeviceOpts{Name: "d1", Unit: 1, Timeout: 300 * time.Millisecond, Retries: 0, ProbeEvery: 1})
+	src := dev.Source([]Spec{reg(0, Int16), reg(1, Uint16)})
+	if out := readOnce(src, 2); out[0].Quality != edge.Good {
+		t.Fatalf("clean line: %v", out[0].Err)
+	}
+	for _, c := range []struct {
+		mode int32
+		want string
+	}{{corruptNext, "crc"}, {garbageNext, ""}} {
+		r.mode.Store(c.mode)
+		out := readOnce(src, 2)
+		if c.mode == corruptNext {
+			if out[0].Quality != edge.CommFault {
+				t.Fatalf("CRC error: quality %s", out[0].Quality)
+			}
+			mustContain(t, out[0].Err, `bus "rs485-1" unit 1`, "read holding 0+2", c.want)
+			t.Logf("corrupt answer: %v", out[0].Err)
+		} else {
+			// Noise before the answer is skipped within the same poll.
+			if out[0].Quality != edge.Good || out[0].Value != edge.Num(-1234) {
+				t.Fatalf("garbage before the answer: %s %v", out[0].Quality, out[0].Err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		if out = readOnce(src, 2); out[0].Quality != edge.Good || out[0].Value != edge.Num(-1234) || out[1].Value != edge.Num(54320) {
+			t.Fatalf("poll after a garbled one: %s %v %v", out[0].Quality, out[0].Value, out[0].Err)
+		}
+	}
+}
+
+// TestRTUDeadSlaveCostsItsTimeoutOnce: on a shared line a unit that does
+// not answer costs (retries+1) x timeout once, then only every ProbeEvery
+// polls; the live unit's polls are not delayed in between.
+func TestRTUDeadSlaveCostsItsTimeoutOnce(t *testing.T) {
+	a, b := testpeer.PtyPair(t)
+	startPySlave(t, "--rtu", a, "--units", "1", "--baud", "19200")
+	line, _ := NewLine(LineOpts{Name: "rs485-1", Device: b, Baud: 19200})
+	defer line.Close()
+	live := NewDevice(line, DeviceOpts{Name: "live", Unit: 1, Timeout: 300 * time.Millisecond}).Source([]Spec{reg(0, Int16)})
+	dead := NewDevice(line, DeviceOpts{Name: "dead", Unit: 9, Timeout: 200 * time.Millisecond, Retries: 1, ProbeEvery: 5}).Source([]Spec{reg(0, Int16)})
+	var costs []time.Duration
+	for range 10 {
+		start := time.Now()
+		d := readOnce(dead, 1)
+		l := readOnce(live, 1)
+		costs = append(costs, time.Since(start))
+		if l[0].Quality != edge.Good {
+			t.Fatalf("live unit: %v", l[0].Err)
+		}
+		if d[0].Quality == edge.Good {
+			t.Fatal("unit 9 answered")
+		}
+	}
+	t.Logf("poll cycle costs: %v", costs)
+	if costs[0] < 400*time.Millisecond || costs[0] > 700*time.Millisecond {
+		t.Fatalf("first cycle %s: want about (1+1) x 200ms for the dead unit", costs[0])
+	}
+	for i, c := range costs[1:] {
+		probe := (i+1)%5 == 0
+		if !probe && c > 150*time.Millisecond {
+			t.Fatalf("cycle %d cost %s while the dead unit should be skipped", i+1, c)
+		}
+		if probe && c > 400*time.Millisecond {
+			t.Fatalf("probe cycle %d cost %s: a probe is one attempt", i+1, c)
+		}
+	}
+}
