@@ -11,8 +11,6 @@ type Block struct {
 	Start  uint16
 	Count  uint16 // registers, or bits for coils and discrete inputs
 	Points []int  // indexes into the plan's specs
-	// exact: the device rejected a wider read; never widen this block again.
-	exact bool
 }
 
 func (b Block) String() string {
@@ -85,28 +83,33 @@ func (p *Plan) group(idx []int, gap int) []Block {
 }
 
 // Split replaces block k, which the device rejected with an illegal-address
-// exception, by narrower blocks that no longer span unused addresses: first
-// contiguous runs, then one point per request. It reports whether the block
-// could be split at all; a single-point block cannot (that point's address
-// itself is rejected).
+// exception, by its two halves (by point), each grouped again with the same
+// limits. Repeated on the half that is still rejected, it isolates the
+// rejected address in a few requests, and the blocks it leaves never span
+// it again. It reports whether the block could be split: a single-point
+// block cannot (that point's own address is rejected).
 func (p *Plan) Split(k int) bool {
 	b := p.Blocks[k]
 	if len(b.Points) <= 1 {
 		return false
 	}
-	var parts []Block
-	if !b.exact {
-		parts = p.group(b.Points, 0)
+	pts := append([]int(nil), b.Points...)
+	sort.SliceStable(pts, func(i, j int) bool { return p.Specs[pts[i]].Address < p.Specs[pts[j]].Address })
+	half := len(pts) / 2
+	// Points sharing the address at the cut stay together.
+	for half < len(pts) && half > 0 && p.Specs[pts[half]].Address == p.Specs[pts[half-1]].Address {
+		half++
 	}
-	if len(parts) <= 1 {
-		parts = parts[:0]
-		for _, i := range b.Points {
-			parts = append(parts, p.group([]int{i}, 0)...)
+	if half == len(pts) {
+		half = len(pts) / 2
+		for half > 0 && p.Specs[pts[half]].Address == p.Specs[pts[half-1]].Address {
+			half--
+		}
+		if half == 0 {
+			return false // every point reads the same rejected address
 		}
 	}
-	for i := range parts {
-		parts[i].exact = true
-	}
+	parts := append(p.group(pts[:half], p.lim.MaxGap), p.group(pts[half:], p.lim.MaxGap)...)
 	p.Blocks = append(p.Blocks[:k], append(parts, p.Blocks[k+1:]...)...)
 	return true
 }

@@ -64,4 +64,35 @@ func TestPlanSplit(t *testing.T) {
 	if p.Split(1) {
 		t.Fatal("a single-point block split")
 	}
+	same := NewPlan([]Spec{{Table: HoldingRegisters, Address: 9, Type: Bool, Bit: 0}, {Table: HoldingRegisters, Address: 9, Type: Bool, Bit: 1}}, Limits{})
+	if same.Split(0) {
+		t.Fatal("split two points on the same rejected register")
+	}
+}
+
+// TestPlanSplitIsolatesHole: bisection finds a rejected address among 100
+// points in a handful of extra blocks.
+func TestPlanSplitIsolatesHole(t *testing.T) {
+	var specs []Spec
+	for a := 0; a < 100; a++ {
+		specs = append(specs, reg(uint16(a), Uint16))
+	}
+	p := NewPlan(specs, Limits{MaxGap: 10})
+	const hole = 37
+	for round := 0; round < 20; round++ {
+		bad := -1
+		for k, b := range p.Blocks {
+			if int(b.Start) <= hole && hole < int(b.Start)+int(b.Count) && len(b.Points) > 1 {
+				bad = k
+			}
+		}
+		if bad < 0 {
+			break
+		}
+		p.Split(bad)
+	}
+	if n := len(p.Blocks); n > 8 {
+		t.Fatalf("%d blocks after isolating one address: %s", n, blocks(p))
+	}
+	t.Logf("%d blocks: %s", len(p.Blocks), blocks(p))
 }
