@@ -91,6 +91,9 @@ type Badger struct {
 	scratch  []byte
 	closed   bool
 	retained time.Time // when the retention age was last applied
+	// recent holds the last messages appended (contiguous seqs), so the
+	// uplinks' live reads do not go back to the disk for them.
+	recent []*edge.Message
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -352,7 +355,9 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 	for _, m := range msgs {
 		m.Seq = s.nextSeq()
 	}
-	if n, err := s.write(msgs); err != nil {
+	n, err := s.write(msgs)
+	s.remember(msgs[:n])
+	if err != nil {
 		// The seqs are issued: what was not committed keeps them in memory.
 		s.degrade(fmt.Sprintf("write: %v", err))
 		return s.toMemory(msgs[n:])
@@ -368,6 +373,39 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 // retentionEvery is how often the retention age is applied.
 func (s *Badger) retentionEvery() time.Duration {
 	return max(time.Second, min(time.Minute, s.opts.Retention/10))
+}
+
+// recentMax bounds the recent-message cache.
+const recentMax = 64
+
+// remember adds durably written messages to the recent cache.
+func (s *Badger) remember(msgs []*edge.Message) {
+	for _, m := range msgs {
+		if n := len(s.recent); n > 0 && s.recent[n-1].Seq+1 != m.Seq {
+			s.recent = s.recent[:0]
+		}
+		s.recent = append(s.recent, m)
+	}
+	if n := len(s.recent); n > recentMax {
+		s.recent = append(s.recent[:0], s.recent[n-recentMax:]...)
+	}
+}
+
+// fromRecent serves Unacked from the cache when it covers from.
+func (s *Badger) fromRecent(a *ackSet, from, to uint64, max int) ([]*edge.Message, bool) {
+	if len(s.recent) == 0 || from < s.recent[0].Seq || s.mem.Len() > 0 {
+		return nil, false
+	}
+	var out []*edge.Message
+	for _, m := range s.recent[from-s.recent[0].Seq:] {
+		if len(out) >= max || (to != 0 && m.Seq >= to) {
+			break
+		}
+		if !a.Contains(m.Seq) {
+			out = append(out, m)
+		}
+	}
+	return out, true
 }
 
 // toMemory keeps msgs in the memory queue; those without a seq get one.
@@ -568,6 +606,7 @@ func (s *Badger) deleteWhere(pick func(seq uint64, class byte) (take, stop bool)
 			s.log.Error("buffer eviction failed", "err", err)
 			return
 		}
+		s.recent = s.recent[:0] // deleted messages must not be served from it
 		seqs := make([]uint64, len(batch))
 		for i, v := range batch {
 			seqs[i] = v.seq
@@ -593,6 +632,9 @@ func (s *Badger) Unacked(uplink string, from, to uint64, max int) ([]*edge.Messa
 	a, err := s.ackSet(uplink)
 	if err != nil {
 		return nil, err
+	}
+	if out, ok := s.fromRecent(a, max64(from, 1), to, max); ok {
+		return out, nil
 	}
 	var out []*edge.Message
 	if s.db != nil {

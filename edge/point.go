@@ -2,6 +2,7 @@ package edge
 
 import (
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -72,6 +73,9 @@ func (p *PointConf) Convert(r Raw, stuck bool) (Value, Quality) {
 	if p.RawLo != p.RawHi {
 		v = p.EngLo + (v-p.RawLo)*(p.EngHi-p.EngLo)/(p.RawHi-p.RawLo)
 	}
+	if v != raw {
+		v = round12(v)
+	}
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
 		return Value{}, SensorFault
@@ -85,6 +89,20 @@ func (p *PointConf) Convert(r Raw, stuck bool) (Value, Quality) {
 		return Num(v), UnderRange
 	}
 	return Num(v), Good
+}
+
+// round12 rounds to 12 significant digits: the scale arithmetic's binary
+// noise (1013 x 0.1 = 101.30000000000001) goes, every instrument's
+// resolution stays.
+func round12(v float64) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 12, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
 }
 
 // reportFilter decides which polls become readings in the uplink.

@@ -360,7 +360,8 @@ func (c *collector) buildMQTT(m *config.MQTT) error {
 	}
 	o := mqtt.Opts{Name: "mqtt", URL: m.URL, ClientID: m.ClientID, TopicPrefix: m.TopicPrefix, Username: m.Username, Password: password,
 		TLS: tlsConf, KeepAlive: m.KeepAlive.D(), Inflight: m.Inflight, BacklogRate: m.BacklogRate, Heartbeat: m.Heartbeat.D(),
-		ReconnectMin: m.ReconnectMin.D(), ReconnectMax: m.ReconnectMax.D(), Store: c.store, Encoder: c.enc,
+		ReconnectMin: m.ReconnectMin.D(), ReconnectMax: m.ReconnectMax.D(), Store: c.store,
+		Encoder: &jsonfmt.Encoder{Enterprise: c.enc.Enterprise, Gateway: c.enc.Gateway, Location: c.loc},
 		Status: func() jsonfmt.Heartbeat { return c.heartbeat("mqtt") }, Meta: c.meta, Logger: c.log,
 		OnPublish: func(msg *edge.Message, resend bool) {
 			if c.onPublish != nil {

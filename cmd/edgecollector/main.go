@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,8 +166,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 	fs := flags("run", stderr)
 	path := fs.String("c", "", "config file")
+	prof := fs.String("cpuprofile", "", "write a CPU profile to this file (diagnostics)")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
+	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFail
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {

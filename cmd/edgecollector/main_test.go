@@ -12,7 +12,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-
 )
 
 // binary is the collector built once for this package's tests.

@@ -129,7 +129,7 @@ func BenchmarkPoll1000Points(b *testing.B) {
 			b.StopTimer()
 			el := time.Since(start)
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-			cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())
+			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 			points := float64(b.N * 4 * len(specs))
 			b.ReportMetric(float64(slave.requests.Load())/float64(b.N), "requests/cycle")
 			b.ReportMetric(points/el.Seconds(), "points/s")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/hazwatch/edgecollector/edge"
@@ -61,7 +62,7 @@ func DecodeRegisters(s Spec, raw []byte) (edge.Value, error) {
 	case Uint32:
 		return edge.Num(float64(binary.BigEndian.Uint32(b))), nil
 	case Float32:
-		return edge.Num(float64(math.Float32frombits(binary.BigEndian.Uint32(b)))), nil
+		return edge.Num(widen(math.Float32frombits(binary.BigEndian.Uint32(b)))), nil
 	case Int64:
 		return edge.Num(float64(int64(binary.BigEndian.Uint64(b)))), nil
 	case Uint64:
@@ -80,6 +81,21 @@ func DecodeRegisters(s Spec, raw []byte) (edge.Value, error) {
 		return edge.Num(float64(v)), nil
 	}
 	return edge.Value{}, fmt.Errorf("%w: type %s", ErrDecode, s.Type)
+}
+
+// widen gives the float64 a float32 stands for: the shortest decimal that
+// reads back as the same float32 (8.2, not 8.199999809265137). NaN and
+// infinities pass through (the edge marks them sensor_fault).
+func widen(f float32) float64 {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return float64(f)
+	}
+	var buf [32]byte
+	v, err := strconv.ParseFloat(string(strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)), 64)
+	if err != nil {
+		return float64(f)
+	}
+	return v
 }
 
 // decodeString reads 2 ASCII characters per register (bytes swapped under

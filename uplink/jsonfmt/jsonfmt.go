@@ -22,11 +22,15 @@ const Version = 1
 // TimeLayout is RFC 3339 with milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// Encoder encodes messages for one gateway.
+// Encoder encodes messages for one gateway. It is not safe for concurrent
+// use (it caches the last timestamp it formatted).
 type Encoder struct {
 	Enterprise string
 	Gateway    string
 	Location   *time.Location // the configured UTC offset
+
+	lastT time.Time
+	lastB []byte
 }
 
 func (e *Encoder) head(dst []byte) []byte {
@@ -36,11 +40,16 @@ func (e *Encoder) head(dst []byte) []byte {
 	return appendString(dst, e.Gateway)
 }
 
-// Time formats t in the configured offset.
+// Time formats t in the configured offset. The readings of a poll share
+// one timestamp, so the last one formatted is reused.
 func (e *Encoder) Time(dst []byte, t time.Time) []byte {
-	dst = append(dst, '"')
-	dst = t.In(e.Location).AppendFormat(dst, TimeLayout)
-	return append(dst, '"')
+	if e.lastB == nil || !t.Equal(e.lastT) {
+		e.lastT = t
+		e.lastB = append(e.lastB[:0], '"')
+		e.lastB = t.In(e.Location).AppendFormat(e.lastB, TimeLayout)
+		e.lastB = append(e.lastB, '"')
+	}
+	return append(dst, e.lastB...)
 }
 
 // Message appends the JSON of a buffered message.
