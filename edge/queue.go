@@ -118,6 +118,8 @@ type Appender struct {
 	Logger *slog.Logger
 	// OnAppend is called with each appended message (tests and the demo).
 	OnAppend func(*Message, error)
+	// OnBatch is called once per append call, after it returned.
+	OnBatch func([]*Message, error)
 	// Batch is the most messages per append (default 64).
 	Batch int
 }
@@ -142,6 +144,9 @@ func (a *Appender) Run(ctx context.Context) error {
 			if err != nil && time.Since(lastWarn) > 10*time.Second {
 				lastWarn = time.Now()
 				log.Warn("append: messages are not durable", "err", err)
+			}
+			if a.OnBatch != nil {
+				a.OnBatch(batch, err)
 			}
 			if a.OnAppend != nil {
 				for _, m := range batch {

@@ -43,8 +43,10 @@ type collector struct {
 	audit   *audit.Log
 	// onAppend and onPublish are hooks for the demo's printer and the
 	// kill tests.
-	onAppend  func(*edge.Message, error)
-	onPublish func(*edge.Message, bool)
+	onAppend func(*edge.Message, error)
+	// onAppendBatch sees each append call's messages after it returned.
+	onAppendBatch func([]*edge.Message, error)
+	onPublish     func(*edge.Message, bool)
 }
 
 // Location returns the fixed zone of a +08:00-style offset.
@@ -362,7 +364,7 @@ func (c *collector) buildMQTT(m *config.MQTT) error {
 		TLS: tlsConf, KeepAlive: m.KeepAlive.D(), Inflight: m.Inflight, BacklogRate: m.BacklogRate, Heartbeat: m.Heartbeat.D(),
 		ReconnectMin: m.ReconnectMin.D(), ReconnectMax: m.ReconnectMax.D(), Store: c.store,
 		Encoder: &jsonfmt.Encoder{Enterprise: c.enc.Enterprise, Gateway: c.enc.Gateway, Location: c.loc},
-		Status: func() jsonfmt.Heartbeat { return c.heartbeat("mqtt") }, Meta: c.meta, Logger: c.log,
+		Status:  func() jsonfmt.Heartbeat { return c.heartbeat("mqtt") }, Meta: c.meta, Logger: c.log,
 		OnPublish: func(msg *edge.Message, resend bool) {
 			if c.onPublish != nil {
 				c.onPublish(msg, resend)
@@ -481,7 +483,7 @@ func (c *collector) run(ctx context.Context, extra ...func(context.Context) erro
 		if c.onAppend != nil {
 			c.onAppend(m, err)
 		}
-	}}
+	}, OnBatch: c.onAppendBatch}
 	goRun(&appends, appendCtx, "appender", app.Run)
 	if c.mqtt != nil {
 		goRun(&ups, upCtx, "mqtt uplink", c.mqtt.Run)

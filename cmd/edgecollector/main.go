@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/hazwatch/edgecollector/config"
+	"github.com/hazwatch/edgecollector/edge"
 )
 
 // Exit codes.
@@ -167,6 +169,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 	fs := flags("run", stderr)
 	path := fs.String("c", "", "config file")
 	prof := fs.String("cpuprofile", "", "write a CPU profile to this file (diagnostics)")
+	printAppended := fs.Bool("print-appended", false, "print \"appended SEQ\" on stdout once each message is durably appended (tests)")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
 	}
@@ -188,7 +191,25 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 		log.Error("hardware named in the config is not usable; fix it or the config", "err", err)
 		return exitFail
 	}
-	if err := serve(ctx, cfg, log, d, nil); err != nil {
+	var hook func(*collector)
+	if *printAppended {
+		var mu sync.Mutex
+		out := bufio.NewWriterSize(os.Stdout, 1<<16)
+		hook = func(c *collector) {
+			c.onAppendBatch = func(ms []*edge.Message, err error) {
+				if err != nil {
+					return // not durable: never reported as appended
+				}
+				mu.Lock()
+				for _, m := range ms {
+					fmt.Fprintf(out, "appended %d\n", m.Seq)
+				}
+				out.Flush()
+				mu.Unlock()
+			}
+		}
+	}
+	if err := serve(ctx, cfg, log, d, hook); err != nil {
 		log.Error("collector failed", "err", err)
 		return exitFail
 	}
