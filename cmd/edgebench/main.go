@@ -1,15 +1,18 @@
-// Command loadbench runs the collector under the reference load of issue 3
-// and prints what it cost, so it can be compared side by side with another
-// collector: 4 unit ids x 250 uint16 holding registers every 100 ms
-// (10,000 points/s) from a Modbus TCP slave in its own process, with the
-// durable buffer on and every reading published to a local Mosquitto.
-// Only the collector process's CPU (utime+stime from /proc) and peak RSS
-// (VmHWM) are counted.
+// Command edgebench prints the performance figures of the collector, each
+// measured against real peers and reported as a median of runs:
 //
-//	go build -o /tmp/edgecollector ./cmd/edgecollector
-//	go run ./cmd/loadbench -collector /tmp/edgecollector -seconds 60 -runs 3
+//	edgebench load      -collector PATH   issue 3's reference load: 4 units x 250
+//	                                      registers every 100 ms, durable buffer on,
+//	                                      published to Mosquitto; the collector's CPU
+//	                                      and peak RSS
+//	edgebench buffer    -collector PATH   durable append rate, drain rate to
+//	                                      Mosquitto, peak RSS draining a 1,000,000-
+//	                                      reading backlog
+//	edgebench interlock -collector PATH   interlock latency from a register change to
+//	                                      the coil write, while a large backlog drains
 //
-// It needs mosquitto on PATH (or -broker URL).
+// Build the collector first: go build -o /tmp/edgecollector ./cmd/edgecollector.
+// It needs mosquitto on PATH. The figures are recorded in docs/performance.md.
 package main
 
 import (
@@ -36,10 +39,23 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "slave" {
-		os.Exit(slave(os.Args[2:]))
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: edgebench load|buffer|interlock -collector PATH [flags]")
+		os.Exit(2)
 	}
-	os.Exit(bench())
+	cmd, args := os.Args[1], os.Args[2:]
+	switch cmd {
+	case "slave":
+		os.Exit(slave(args))
+	case "load":
+		os.Exit(load(args))
+	case "buffer":
+		os.Exit(bufferBench(args))
+	case "interlock":
+		os.Exit(interlockBench(args))
+	}
+	fmt.Fprintln(os.Stderr, "usage: edgebench load|buffer|interlock -collector PATH [flags]")
+	os.Exit(2)
 }
 
 // slave serves units 1..n with registers 0..regs-1 whose values change, and
@@ -176,146 +192,64 @@ func statusKB(pid int, key string) float64 {
 	return 0
 }
 
-var profile string
 
-type result struct {
-	cpuPct, rssMB, reqPerS, readingsPerS float64
-}
-
-func bench() int {
-	collector := flag.String("collector", "", "path of the edgecollector binary to measure (required)")
-	seconds := flag.Int("seconds", 60, "measured seconds per run (after a 5 s warm-up)")
-	runs := flag.Int("runs", 3, "runs; the median is reported")
-	units := flag.Int("units", 4, "unit ids")
-	regs := flag.Int("registers", 250, "uint16 holding registers per unit")
-	interval := flag.Duration("interval", 100*time.Millisecond, "poll interval")
-	broker := flag.String("broker", "", "MQTT broker URL (default: start mosquitto on a free port)")
-	perPoint := flag.Bool("per-point", false, "one request per point (max_registers: 1), the baseline")
-	flag.StringVar(&profile, "cpuprofile", "", "have the collector write a CPU profile here (last run)")
-	flag.Parse()
-	if *collector == "" {
-		fmt.Fprintln(os.Stderr, "usage: loadbench -collector PATH [-seconds 60] [-runs 3]")
-		return 2
-	}
-	dir, _ := os.MkdirTemp("", "loadbench-")
-	defer os.RemoveAll(dir)
-	if *broker == "" {
-		port := freePort()
-		conf := filepath.Join(dir, "mosquitto.conf")
-		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644)
-		m, err := start("mosquitto", "-c", conf)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start mosquitto:", err)
-			return 1
-		}
-		defer m.stop()
-		*broker = fmt.Sprintf("tcp://127.0.0.1:%d", port)
-		time.Sleep(300 * time.Millisecond)
-	}
-	fmt.Printf("load: %d units x %d uint16 holding registers every %s (%.0f points/s), durable buffer on, every reading published to %s\n",
-		*units, *regs, *interval, float64(*units**regs)/interval.Seconds(), *broker)
-	var rs []result
-	for run := 1; run <= *runs; run++ {
-		r, err := once(*collector, *broker, dir, run, *seconds, *units, *regs, *interval, *perPoint)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "run", run, ":", err)
-			return 1
-		}
-		fmt.Printf("run %d: collector CPU %.2f %% of one core, peak RSS %.1f MB, %.1f Modbus requests/s, %.0f readings/s published\n",
-			run, r.cpuPct, r.rssMB, r.reqPerS, r.readingsPerS)
-		rs = append(rs, r)
-	}
-	med := func(f func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
-	}
-	fmt.Printf("median of %d runs: collector CPU %.2f %% of one core, peak RSS %.1f MB, %.1f requests/s, %.0f readings/s\n",
-		len(rs), med(func(r result) float64 { return r.cpuPct }), med(func(r result) float64 { return r.rssMB }),
-		med(func(r result) float64 { return r.reqPerS }), med(func(r result) float64 { return r.readingsPerS }))
-	fmt.Println("reference (issue 3: Telegraf modbus input, same load, publishing to Mosquitto, no durable buffer): 3.5 % of one core, 34 MB peak RSS")
-	return 0
-}
-
-func once(collector, broker, dir string, run, seconds, units, regs int, interval time.Duration, perPoint bool) (result, error) {
-	self, _ := os.Executable()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	sl, err := start(self, "slave", "-addr", addr)
+// startBroker starts mosquitto on a free port; it returns its URL.
+func startBroker(dir string) (string, *proc, error) {
+	port := freePort()
+	conf := filepath.Join(dir, fmt.Sprintf("mosquitto-%d.conf", port))
+	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n", port)), 0o644)
+	m, err := start("mosquitto", "-c", conf)
 	if err != nil {
-		return result{}, err
+		return "", nil, fmt.Errorf("start mosquitto: %w", err)
 	}
-	defer sl.stop()
-	data := filepath.Join(dir, fmt.Sprintf("data-%d", run))
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "gateway: {enterprise: BENCH, code: GW%d}\nbuses: [{name: slave, type: modbus-tcp, address: %q}]\ndevices:\n", run, addr)
-	maxRegs := ""
-	if perPoint {
-		maxRegs = ", max_registers: 1, max_gap: 0"
-	}
-	for u := 1; u <= units; u++ {
-		fmt.Fprintf(&cfg, "  - {name: u%d, bus: slave, unit: %d, timeout: 1s%s}\n", u, u, maxRegs)
-	}
-	fmt.Fprintf(&cfg, "buffer: {dir: %q}\nuplink: {mqtt: {url: %q}}\nlog: {level: warn}\npoints:\n", data, broker)
-	for u := 1; u <= units; u++ {
-		for a := 0; a < regs; a++ {
-			fmt.Fprintf(&cfg, "  - {code: U%d-R%03d, kind: other, device: u%d, interval: %s, source: {table: holding, address: %d}}\n", u, a, u, interval, a)
+	url := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	for i := 0; i < 50; i++ {
+		if c, err := net.Dial("tcp", url[len("tcp://"):]); err == nil {
+			c.Close()
+			return url, m, nil
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("collector-%d.yaml", run))
-	os.WriteFile(path, []byte(cfg.String()), 0o644)
+	m.stop()
+	return "", nil, fmt.Errorf("mosquitto did not listen on %s", url)
+}
 
-	var readings atomic.Int64
-	o := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("loadbench-sub-%d", run))
-	sub := paho.NewClient(o)
-	if t := sub.Connect(); !t.WaitTimeout(5*time.Second) || t.Error() != nil {
-		return result{}, fmt.Errorf("subscriber: %v", t.Error())
+// counter subscribes to a gateway's rt topic and counts readings and seqs.
+type counter struct {
+	c        paho.Client
+	readings atomic.Int64
+	msgs     atomic.Int64
+	lastAt   atomic.Int64 // unix nanos of the last message
+}
+
+func newCounter(url, topic, id string) (*counter, error) {
+	k := &counter{}
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetOrderMatters(false)
+	k.c = paho.NewClient(o)
+	if t := k.c.Connect(); !t.WaitTimeout(5*time.Second) || t.Error() != nil {
+		return nil, fmt.Errorf("subscriber: %v", t.Error())
 	}
-	defer sub.Disconnect(100)
-	sub.Subscribe(fmt.Sprintf("safety/BENCH/GW%d/rt", run), 1, func(_ paho.Client, m paho.Message) {
+	t := k.c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
 		var body struct {
 			Readings []json.RawMessage `json:"readings"`
 		}
 		json.Unmarshal(m.Payload(), &body)
-		readings.Add(int64(len(body.Readings)))
-	}).Wait()
-
-	cargs := []string{"run", "-c", path}
-	if profile != "" {
-		cargs = append(cargs, "-cpuprofile", profile)
-	}
-	c, err := start(collector, cargs...)
-	if err != nil {
-		return result{}, err
-	}
-	defer c.stop()
-	time.Sleep(5 * time.Second) // warm-up
-	pid := c.cmd.Process.Pid
-	t0, err := cpuTicks(pid)
-	if err != nil {
-		return result{}, fmt.Errorf("collector died: %v\n%s", err, strings.Join(c.lines, "\n"))
-	}
-	req0 := reqs(sl)
-	r0 := readings.Load()
-	w0 := time.Now()
-	time.Sleep(time.Duration(seconds) * time.Second)
-	t1, err := cpuTicks(pid)
-	if err != nil {
-		return result{}, fmt.Errorf("collector died: %v", err)
-	}
-	el := time.Since(w0).Seconds()
-	res := result{
-		cpuPct:       float64(t1-t0) / 100 / el * 100,
-		rssMB:        statusKB(pid, "VmHWM") / 1024,
-		reqPerS:      float64(reqs(sl)-req0) / el,
-		readingsPerS: float64(readings.Load()-r0) / el,
-	}
-	return res, nil
+		k.readings.Add(int64(len(body.Readings)))
+		k.msgs.Add(1)
+		k.lastAt.Store(time.Now().UnixNano())
+	})
+	t.Wait()
+	return k, t.Error()
 }
 
-func reqs(p *proc) int64 {
-	n, _ := strconv.ParseInt(strings.TrimPrefix(p.last("requests "), "requests "), 10, 64)
-	return n
+func (k *counter) close() { k.c.Disconnect(100) }
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }
+

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+var profile string
+
+type result struct {
+	cpuPct, rssMB, reqPerS, readingsPerS float64
+}
+
+func load(args []string) int {
+	flag := flag.NewFlagSet("load", flag.ExitOnError)
+	collector := flag.String("collector", "", "path of the edgecollector binary to measure (required)")
+	seconds := flag.Int("seconds", 60, "measured seconds per run (after a 5 s warm-up)")
+	runs := flag.Int("runs", 3, "runs; the median is reported")
+	units := flag.Int("units", 4, "unit ids")
+	regs := flag.Int("registers", 250, "uint16 holding registers per unit")
+	interval := flag.Duration("interval", 100*time.Millisecond, "poll interval")
+	broker := flag.String("broker", "", "MQTT broker URL (default: start mosquitto on a free port)")
+	perPoint := flag.Bool("per-point", false, "one request per point (max_registers: 1), the baseline")
+	flag.StringVar(&profile, "cpuprofile", "", "have the collector write a CPU profile here (last run)")
+	flag.Parse(args)
+	if *collector == "" {
+		fmt.Fprintln(os.Stderr, "usage: edgebench load -collector PATH [-seconds 60] [-runs 3]")
+		return 2
+	}
+	dir, _ := os.MkdirTemp("", "loadbench-")
+	defer os.RemoveAll(dir)
+	if *broker == "" {
+		port := freePort()
+		conf := filepath.Join(dir, "mosquitto.conf")
+		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644)
+		m, err := start("mosquitto", "-c", conf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start mosquitto:", err)
+			return 1
+		}
+		defer m.stop()
+		*broker = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		time.Sleep(300 * time.Millisecond)
+	}
+	fmt.Printf("load: %d units x %d uint16 holding registers every %s (%.0f points/s), durable buffer on, every reading published to %s\n",
+		*units, *regs, *interval, float64(*units**regs)/interval.Seconds(), *broker)
+	var rs []result
+	for run := 1; run <= *runs; run++ {
+		r, err := once(*collector, *broker, dir, run, *seconds, *units, *regs, *interval, *perPoint)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "run", run, ":", err)
+			return 1
+		}
+		fmt.Printf("run %d: collector CPU %.2f %% of one core, peak RSS %.1f MB, %.1f Modbus requests/s, %.0f readings/s published\n",
+			run, r.cpuPct, r.rssMB, r.reqPerS, r.readingsPerS)
+		rs = append(rs, r)
+	}
+	med := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	fmt.Printf("median of %d runs: collector CPU %.2f %% of one core, peak RSS %.1f MB, %.1f requests/s, %.0f readings/s\n",
+		len(rs), med(func(r result) float64 { return r.cpuPct }), med(func(r result) float64 { return r.rssMB }),
+		med(func(r result) float64 { return r.reqPerS }), med(func(r result) float64 { return r.readingsPerS }))
+	fmt.Println("reference (issue 3: Telegraf modbus input, same load, publishing to Mosquitto, no durable buffer): 3.5 % of one core, 34 MB peak RSS")
+	return 0
+}
+
+func once(collector, broker, dir string, run, seconds, units, regs int, interval time.Duration, perPoint bool) (result, error) {
+	self, _ := os.Executable()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	sl, err := start(self, "slave", "-addr", addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer sl.stop()
+	data := filepath.Join(dir, fmt.Sprintf("data-%d", run))
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "gateway: {enterprise: BENCH, code: GW%d}\nbuses: [{name: slave, type: modbus-tcp, address: %q}]\ndevices:\n", run, addr)
+	maxRegs := ""
+	if perPoint {
+		maxRegs = ", max_registers: 1, max_gap: 0"
+	}
+	for u := 1; u <= units; u++ {
+		fmt.Fprintf(&cfg, "  - {name: u%d, bus: slave, unit: %d, timeout: 1s%s}\n", u, u, maxRegs)
+	}
+	fmt.Fprintf(&cfg, "buffer: {dir: %q}\nuplink: {mqtt: {url: %q}}\nlog: {level: warn}\npoints:\n", data, broker)
+	for u := 1; u <= units; u++ {
+		for a := 0; a < regs; a++ {
+			fmt.Fprintf(&cfg, "  - {code: U%d-R%03d, kind: other, device: u%d, interval: %s, source: {table: holding, address: %d}}\n", u, a, u, interval, a)
+		}
+	}
+	path := filepath.Join(dir, fmt.Sprintf("collector-%d.yaml", run))
+	os.WriteFile(path, []byte(cfg.String()), 0o644)
+
+	var readings atomic.Int64
+	o := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("loadbench-sub-%d", run))
+	sub := paho.NewClient(o)
+	if t := sub.Connect(); !t.WaitTimeout(5*time.Second) || t.Error() != nil {
+		return result{}, fmt.Errorf("subscriber: %v", t.Error())
+	}
+	defer sub.Disconnect(100)
+	sub.Subscribe(fmt.Sprintf("safety/BENCH/GW%d/rt", run), 1, func(_ paho.Client, m paho.Message) {
+		var body struct {
+			Readings []json.RawMessage `json:"readings"`
+		}
+		json.Unmarshal(m.Payload(), &body)
+		readings.Add(int64(len(body.Readings)))
+	}).Wait()
+
+	cargs := []string{"run", "-c", path}
+	if profile != "" {
+		cargs = append(cargs, "-cpuprofile", profile)
+	}
+	c, err := start(collector, cargs...)
+	if err != nil {
+		return result{}, err
+	}
+	defer c.stop()
+	time.Sleep(5 * time.Second) // warm-up
+	pid := c.cmd.Process.Pid
+	t0, err := cpuTicks(pid)
+	if err != nil {
+		return result{}, fmt.Errorf("collector died: %v\n%s", err, strings.Join(c.lines, "\n"))
+	}
+	req0 := reqs(sl)
+	r0 := readings.Load()
+	w0 := time.Now()
+	time.Sleep(time.Duration(seconds) * time.Second)
+	t1, err := cpuTicks(pid)
+	if err != nil {
+		return result{}, fmt.Errorf("collector died: %v", err)
+	}
+	el := time.Since(w0).Seconds()
+	res := result{
+		cpuPct:       float64(t1-t0) / 100 / el * 100,
+		rssMB:        statusKB(pid, "VmHWM") / 1024,
+		reqPerS:      float64(reqs(sl)-req0) / el,
+		readingsPerS: float64(readings.Load()-r0) / el,
+	}
+	return res, nil
+}
+
+func reqs(p *proc) int64 {
+	n, _ := strconv.ParseInt(strings.TrimPrefix(p.last("requests "), "requests "), 10, 64)
+	return n
+}
