@@ -380,6 +380,14 @@ func (v *validator) point(i int, buses map[string]*Bus, devices map[string]*Devi
 	if pt.Loop && pt.RawRange == nil && !v.isADC(pt, devices, buses) {
 		v.at(p+".loop", "a 4-20 mA loop needs raw_range: the raw values at 4 mA and 20 mA")
 	}
+	if pt.Loop && v.isADC(pt, devices, buses) {
+		if d := devices[pt.Device]; d.ShuntOhms <= 0 {
+			v.at(p+".loop", "a 4-20 mA input on %s %q needs the device's shunt_ohms (e.g. shunt_ohms: 150)", d.Model, d.Name)
+		}
+		if pt.Range == nil {
+			v.at(p+".range", "a 4-20 mA input needs range: the engineering values at 4 and 20 mA, e.g. range: [0, 100]")
+		}
+	}
 	if pt.StuckAfter < 0 {
 		v.at(p+".stuck_after", "must be positive")
 	}

@@ -109,6 +109,9 @@ func (e *Engine) Index(code string) int {
 	return -1
 }
 
+// Code returns the code of the point at index i.
+func (e *Engine) Code(i int) string { return e.points[i].conf.Code }
+
 // Tick processes one poll of the points at idx (raw[k] for idx[k]) taken
 // at now. It runs alarms and interlocks, writes any interlock outputs, and
 // returns the readings to report and the events raised.

@@ -192,7 +192,6 @@ func statusKB(pid int, key string) float64 {
 	return 0
 }
 
-
 // startBroker starts mosquitto on a free port; it returns its URL.
 func startBroker(dir string) (string, *proc, error) {
 	port := freePort()
@@ -252,4 +251,3 @@ func median(v []float64) float64 {
 	}
 	return s[len(s)/2]
 }
-

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hazwatch/edgecollector/buffer"
 	"github.com/hazwatch/edgecollector/config"
+	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/drivers/modbus"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/edge/audit"
@@ -38,6 +39,7 @@ type collector struct {
 	groups  []*edge.Group
 	lines   []*modbus.Line
 	devices map[string]*modbus.Device
+	i2c     map[string]*edgei2c.Bus
 	mqtt    *mqtt.Uplink
 	enc     *jsonfmt.Encoder
 	audit   *audit.Log
@@ -84,8 +86,6 @@ func checkHardware(c *config.Config) error {
 				continue
 			}
 			f.Close()
-		case config.BusI2C:
-			errs = append(errs, checkI2C(b))
 		}
 	}
 	return errors.Join(errs...)
@@ -93,7 +93,7 @@ func checkHardware(c *config.Config) error {
 
 // newCollector builds everything from the config; nothing runs yet.
 func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d deps, prev *collector) (*collector, error) {
-	c := &collector{cfg: cfg, log: log, loc: Location(cfg.Gateway.UTCOffset), start: time.Now(), devices: map[string]*modbus.Device{}}
+	c := &collector{cfg: cfg, log: log, loc: Location(cfg.Gateway.UTCOffset), start: time.Now(), devices: map[string]*modbus.Device{}, i2c: map[string]*edgei2c.Bus{}}
 	c.enc = &jsonfmt.Encoder{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, Location: c.loc}
 	c.queue = edge.NewQueue(cfg.Buffer.Queue)
 	dir := cfg.Resolve(cfg.Buffer.Dir)
@@ -139,6 +139,9 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 		lines[b.Name] = l
 		c.lines = append(c.lines, l)
 	}
+	if err := c.openI2CBuses(d); err != nil {
+		return nil, err
+	}
 	for _, dv := range cfg.Devices {
 		l := lines[dv.Bus]
 		if l == nil {
@@ -151,7 +154,7 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 	// Engine.
 	eo := edge.EngineOpts{Now: time.Now, Logger: log, StateFile: filepath.Join(dir, "interlocks.json"), Emit: c.queue.Put, NoRestore: prev != nil}
 	for i := range cfg.Points {
-		eo.Points = append(eo.Points, pointConf(&cfg.Points[i]))
+		eo.Points = append(eo.Points, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
 	}
 	for _, il := range cfg.Interlocks {
 		ic, err := c.interlockConf(il)
@@ -180,7 +183,9 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 	return c, nil
 }
 
-func pointConf(p *config.Point) edge.PointConf {
+// pointConf compiles a point; dv is its device (ADC inputs read the loop
+// current in mA directly).
+func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
 	pc := edge.PointConf{Code: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Interval: p.Interval.D(),
 		Scale: *p.Scale, Offset: p.Offset, Loop: p.Loop, StuckAfter: p.StuckAfter.D(), Maintenance: p.Maintenance,
 		Gas: p.Kind == "gas", OnChange: p.Report.Mode == config.ReportChange, Deadband: p.Report.Deadband, MaxInterval: p.Report.MaxInterval.D()}
@@ -189,6 +194,13 @@ func pointConf(p *config.Point) edge.PointConf {
 	}
 	if len(p.RawRange) == 2 && len(p.Range) == 2 {
 		pc.RawLo, pc.RawHi, pc.EngLo, pc.EngHi = p.RawRange[0], p.RawRange[1], p.Range[0], p.Range[1]
+	}
+	if dv != nil && (dv.Model == "ads1115" || dv.Model == "ads1015") && dv.ShuntOhms > 0 && p.Loop {
+		// The ADC source gives the loop current in mA: 4-20 mA onto the range.
+		pc.Current = true
+		if len(p.RawRange) != 2 && len(p.Range) == 2 {
+			pc.RawLo, pc.RawHi, pc.EngLo, pc.EngHi = 4, 20, p.Range[0], p.Range[1]
+		}
 	}
 	if a := p.Alarms; a != nil {
 		pc.Alarms = &edge.Limits{LL: a.LL, L: a.L, H: a.H, HH: a.HH, Hysteresis: a.Hysteresis, OnDelay: a.OnDelay.D(), OffDelay: a.OffDelay.D()}
@@ -283,7 +295,7 @@ func (c *collector) buildGroups(d deps) error {
 			if dev := c.devices[n]; dev != nil {
 				src = dev.Source(dp.specs)
 			} else {
-				s, err := i2cSource(c.cfg, n, dp.idx, c.engine, d, c.log)
+				s, err := c.i2cSource(n, dp.idx, c.log)
 				if err != nil {
 					return err
 				}
@@ -538,6 +550,9 @@ func (c *collector) auditMessage(m *edge.Message) {
 func (c *collector) close() {
 	if c.audit != nil {
 		c.audit.Close()
+	}
+	for _, b := range c.i2c {
+		b.Close()
 	}
 	for _, l := range c.lines {
 		l.Close()

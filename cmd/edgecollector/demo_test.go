@@ -60,7 +60,7 @@ func TestDemoAgreesWithMbpoll(t *testing.T) {
 	plc := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
 	gas := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
 	brk := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	demo := testpeer.Start(t, binary, "demo", "--plc", plc, "--gas", gas, "--mqtt", brk, "--data", t.TempDir(), "--for", "90s")
+	demo := testpeer.Start(t, collectorBin, "demo", "--plc", plc, "--gas", gas, "--mqtt", brk, "--data", t.TempDir(), "--for", "90s")
 	demo.WaitOutput(t, "edgecollector demo:", 10*time.Second)
 	testpeer.WaitPort(t, brk, 10*time.Second)
 	sub := subscribe(t, "tcp://"+brk, "safety/#", "platform-demo", false)

@@ -71,7 +71,7 @@ points:
 	}
 	path := writeFile(t, dir, "collector.yaml", cfg)
 	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-E2E/#", "platform-e2e", false)
-	coll := testpeer.Start(t, binary, "run", "-c", path)
+	coll := testpeer.Start(t, collectorBin, "run", "-c", path)
 	ms := sub.waitFor("readings of every point", 20*time.Second, func(ms []received) bool {
 		got := map[string]bool{}
 		for _, m := range ms {

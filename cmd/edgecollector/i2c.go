@@ -5,24 +5,76 @@ import (
 	"fmt"
 	"log/slog"
 
-	"periph.io/x/conn/v3/i2c"
-
 	"github.com/hazwatch/edgecollector/config"
+	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/edge"
 )
 
-// i2cOpener opens an I2C bus by the name in the config.
-type i2cOpener func(name string) (i2c.BusCloser, error)
-
-func checkI2C(b config.Bus) error {
-	return fmt.Errorf("bus %q: I2C is not built in yet", b.Name)
+// opener is the I2C bus opener: injected by tests, periph.io's host
+// drivers otherwise.
+func (d deps) opener() edgei2c.Opener {
+	if d.openI2C != nil {
+		return d.openI2C
+	}
+	return edgei2c.OpenHost
 }
 
-// checkHardwareWith opens every serial port and I2C bus the config names.
+// checkHardwareWith opens every serial port and I2C bus the config names,
+// failing fast with the bus named.
 func checkHardwareWith(cfg *config.Config, d deps) error {
-	return checkHardware(cfg)
+	errs := []error{checkHardware(cfg)}
+	for _, b := range cfg.Buses {
+		if b.Type != config.BusI2C {
+			continue
+		}
+		bus, err := edgei2c.Open(b.Name, b.Device, d.opener())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bus %q: I2C bus %s: %w", b.Name, b.Device, err))
+			continue
+		}
+		bus.Close()
+	}
+	return errors.Join(errs...)
 }
 
-func i2cSource(cfg *config.Config, device string, idx []int, e *edge.Engine, d deps, log *slog.Logger) (edge.Source, error) {
-	return nil, errors.New("I2C is not built in yet")
+// openI2CBuses opens each I2C bus once; its devices share it.
+func (c *collector) openI2CBuses(d deps) error {
+	for _, b := range c.cfg.Buses {
+		if b.Type != config.BusI2C {
+			continue
+		}
+		bus, err := edgei2c.Open(b.Name, b.Device, d.opener())
+		if err != nil {
+			return fmt.Errorf("bus %q: I2C bus %s: %w", b.Name, b.Device, err)
+		}
+		c.i2c[b.Name] = bus
+	}
+	return nil
+}
+
+// i2cSource builds the source of an I2C device's points.
+func (c *collector) i2cSource(device string, idx []int, log *slog.Logger) (edge.Source, error) {
+	dv := c.cfg.Device(device)
+	bus := c.i2c[dv.Bus]
+	if bus == nil {
+		return nil, fmt.Errorf("device %q: I2C bus %q is not open", device, dv.Bus)
+	}
+	d := edgei2c.Device{Name: dv.Name, Model: dv.Model, Address: uint16(*dv.Address), ShuntOhms: dv.ShuntOhms, Wait: dv.Wait.D(),
+		WordOrder: dv.WordOrder, Timeout: dv.Timeout.D(), ProbeEvery: dv.ProbeEvery, Logger: log}
+	for _, b := range dv.Command {
+		d.Command = append(d.Command, byte(b))
+	}
+	var pts []edgei2c.Point
+	for _, i := range idx {
+		p := c.cfg.Point(c.engine.Code(i))
+		pt := edgei2c.Point{Code: p.Code, Measure: p.Source.Measure, Type: p.Source.Type, WordOrder: p.Source.WordOrder, Length: p.Source.Length}
+		if p.Source.Channel != nil {
+			pt.Channel = *p.Source.Channel
+		}
+		if p.Source.Register != nil {
+			pt.Register = *p.Source.Register
+		}
+		pts = append(pts, pt)
+	}
+	return edgei2c.NewSource(bus, d, pts)
 }

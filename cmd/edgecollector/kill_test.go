@@ -97,7 +97,7 @@ func TestKill9DuringAppends(t *testing.T) {
 	var highest uint64
 	const kills = 24
 	for run := 1; run <= kills; run++ {
-		p := testpeer.Start(t, binary, "run", "-c", cfg, "--print-appended")
+		p := testpeer.Start(t, collectorBin, "run", "-c", cfg, "--print-appended")
 		p.WaitOutput(t, "appended ", 20*time.Second)
 		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
 		p.Signal(syscall.SIGKILL)

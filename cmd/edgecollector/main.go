@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/hazwatch/edgecollector/config"
+	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/edge"
 )
 
@@ -47,7 +48,7 @@ func main() {
 // deps are what tests inject in place of the machine's hardware.
 type deps struct {
 	// openI2C opens an I2C bus by name (default: periph.io's host drivers).
-	openI2C i2cOpener
+	openI2C edgei2c.Opener
 }
 
 const usage = `usage: edgecollector COMMAND [flags]

@@ -14,22 +14,22 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// binary is the collector built once for this package's tests.
-var binary string
+// collectorBin is the collector built once for this package's tests.
+var collectorBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "edgecollector-test-")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "edgecollector")
+	collectorBin = filepath.Join(dir, "edgecollector")
 	start := time.Now()
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", collectorBin, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "built %s in %s\n", binary, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "built %s in %s\n", collectorBin, time.Since(start).Round(time.Millisecond))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -115,11 +115,11 @@ func TestValidateExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "good.yaml", "gateway: {enterprise: E1, code: G1}\nbuffer: {dir: /tmp/x}\nuplink: {mqtt: {url: \"tcp://127.0.0.1:1883\"}}\n")
 	bad := writeFile(t, dir, "bad.yaml", "gateway: {enterprise: E1, code: G1, colour: red}\nbuffer: {dir: /tmp/x}\n")
-	out, err := exec.Command(binary, "validate", "-c", good).CombinedOutput()
+	out, err := exec.Command(collectorBin, "validate", "-c", good).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("good config: %v %s", err, out)
 	}
-	out, err = exec.Command(binary, "validate", "-c", bad).CombinedOutput()
+	out, err = exec.Command(collectorBin, "validate", "-c", bad).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("bad config: want exit 2, got %v\n%s", err, out)
 	}

@@ -45,7 +45,7 @@ func TestBrokerOutage60s(t *testing.T) {
 	cfg := writeFile(t, dir, "c.yaml", pointsConfig(slave, filepath.Join(dir, "data"), broker.URL(), 2, 100, time.Second,
 		", reconnect_min: 500ms, reconnect_max: 3s, backlog_rate: 8"))
 	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-T/+", "platform-outage", true)
-	coll := testpeer.Start(t, binary, "run", "-c", cfg)
+	coll := testpeer.Start(t, collectorBin, "run", "-c", cfg)
 	sub.waitFor("live readings before the outage", 15*time.Second, func(ms []received) bool { return len(seqsReceived(ms)) >= 5 })
 
 	broker.Stop()
