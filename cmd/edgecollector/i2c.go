@@ -29,7 +29,7 @@ func checkHardwareWith(cfg *config.Config, d deps) error {
 		}
 		bus, err := edgei2c.Open(b.Name, b.Device, d.opener())
 		if err != nil {
-			errs = append(errs, fmt.Errorf("bus %q: I2C bus %s: %w", b.Name, b.Device, err))
+			errs = append(errs, err) // names the bus and the device
 			continue
 		}
 		bus.Close()
@@ -45,7 +45,7 @@ func (c *collector) openI2CBuses(d deps) error {
 		}
 		bus, err := edgei2c.Open(b.Name, b.Device, d.opener())
 		if err != nil {
-			return fmt.Errorf("bus %q: I2C bus %s: %w", b.Name, b.Device, err)
+			return err // names the bus and the device
 		}
 		c.i2c[b.Name] = bus
 	}
