@@ -27,6 +27,10 @@ type EngineOpts struct {
 	NoRestore bool
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Stats turns on minute and hour statistics (HJ 212 2051/2061), emitted
+	// as stat messages; Location is the time zone of their boundaries.
+	Stats    bool
+	Location *time.Location
 }
 
 type pointState struct {
@@ -38,7 +42,8 @@ type pointState struct {
 	value   Value
 	quality Quality
 	updated time.Time
-	byIL    []int // interlocks with this point as input
+	byIL    []int      // interlocks with this point as input
+	stats   [2]statAcc // minute, hour
 }
 
 // Engine holds the state of every point and interlock. Poll groups hand it
@@ -53,6 +58,9 @@ type Engine struct {
 	ils    []*interlock
 	ilIdx  map[string]int
 	wake   chan struct{}
+	loc    *time.Location
+	// pending holds closed minute and hour statistics not yet emitted.
+	pending [2][]Stat
 }
 
 // NewEngine builds the engine and restores latched interlocks.
@@ -66,7 +74,11 @@ func NewEngine(opts EngineOpts) (*Engine, error) {
 	if opts.Emit == nil {
 		opts.Emit = func(*Message) {}
 	}
-	e := &Engine{opts: opts, log: opts.Logger.With("component", "engine"), index: map[string]int{}, ilIdx: map[string]int{}, wake: make(chan struct{}, 1)}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	e := &Engine{opts: opts, log: opts.Logger.With("component", "engine"), index: map[string]int{}, ilIdx: map[string]int{},
+		wake: make(chan struct{}, 1), loc: opts.Location}
 	for _, p := range opts.Points {
 		if _, dup := e.index[p.Code]; dup {
 			return nil, fmt.Errorf("point %q defined twice", p.Code)
@@ -131,6 +143,7 @@ func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) 
 		v, q := ps.conf.Convert(raw[k], stuck)
 		events = append(events, ps.alarm.eval(&ps.conf, now, v, q)...)
 		ps.polled, ps.value, ps.quality, ps.updated = true, v, q, now
+		e.addStat(ps, now, v, q)
 		a := ps.alarm.active()
 		if ps.filter.keep(&ps.conf, now, v, q, a) {
 			readings = append(readings, Reading{Point: ps.conf.Code, TS: now, Value: v, Unit: ps.conf.Unit, Quality: q, Alarm: a})
@@ -243,7 +256,8 @@ func (e *Engine) Ack(code, who string) error {
 	return nil
 }
 
-// Run ends bypasses when they expire. It returns when ctx ends.
+// Run ends bypasses when they expire and emits the minute and hour
+// statistics. It returns when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -255,6 +269,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-e.wake:
 		}
 		e.expireBypasses()
+		if m := e.closeStats(e.opts.Now()); m != nil {
+			e.opts.Emit(m)
+		}
 	}
 }
 
@@ -399,7 +416,7 @@ func (e *Engine) Adopt(old *Engine) {
 	for _, ps := range e.points {
 		if i, ok := old.index[ps.conf.Code]; ok {
 			o := old.points[i]
-			ps.alarm, ps.filter, ps.stuck = o.alarm, o.filter, o.stuck
+			ps.alarm, ps.filter, ps.stuck, ps.stats = o.alarm, o.filter, o.stuck, o.stats
 			ps.polled, ps.value, ps.quality, ps.updated = o.polled, o.value, o.quality, o.updated
 		}
 	}
@@ -409,6 +426,7 @@ func (e *Engine) Adopt(old *Engine) {
 			il.tripped, il.trippedAt, il.bypassUntil, il.pending, il.since = o.tripped, o.trippedAt, o.bypassUntil, o.pending, o.since
 		}
 	}
+	e.pending = old.pending
 	e.saveState()
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/hazwatch/edgecollector/drivers/modbus"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/edge/audit"
+	"github.com/hazwatch/edgecollector/uplink/hj212"
 	"github.com/hazwatch/edgecollector/uplink/jsonfmt"
 	"github.com/hazwatch/edgecollector/uplink/mqtt"
 )
@@ -41,6 +42,7 @@ type collector struct {
 	devices map[string]*modbus.Device
 	i2c     map[string]*edgei2c.Bus
 	mqtt    *mqtt.Uplink
+	hj212   *hj212.Client
 	enc     *jsonfmt.Encoder
 	audit   *audit.Log
 	// onAppend and onPublish are hooks for the demo's printer and the
@@ -152,7 +154,8 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 			Limits: modbus.Limits{MaxRegisters: dv.MaxRegisters, MaxBits: dv.MaxBits, MaxGap: *dv.MaxGap}})
 	}
 	// Engine.
-	eo := edge.EngineOpts{Now: time.Now, Logger: log, StateFile: filepath.Join(dir, "interlocks.json"), Emit: c.queue.Put, NoRestore: prev != nil}
+	eo := edge.EngineOpts{Now: time.Now, Logger: log, StateFile: filepath.Join(dir, "interlocks.json"), Emit: c.queue.Put, NoRestore: prev != nil,
+		Stats: cfg.Uplink.HJ212 != nil && *cfg.Uplink.HJ212.Stats, Location: c.loc}
 	for i := range cfg.Points {
 		eo.Points = append(eo.Points, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
 	}
@@ -176,6 +179,11 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 	}
 	if m := cfg.Uplink.MQTT; m != nil {
 		if err := c.buildMQTT(m); err != nil {
+			return nil, err
+		}
+	}
+	if h := cfg.Uplink.HJ212; h != nil {
+		if err := c.buildHJ212(h); err != nil {
 			return nil, err
 		}
 	}
@@ -422,6 +430,35 @@ func (c *collector) reloadAllowed(next *config.Config) error {
 	return nil
 }
 
+func (c *collector) buildHJ212(h *config.HJ212) error {
+	o := hj212.DefaultOpts()
+	o.Name, o.Address, o.Version, o.ST, o.PW, o.MN = "hj212", h.Address, h.Version, h.ST, h.PW, h.MN
+	o.Ack, o.OverTime, o.ReCount, o.Heartbeat = *h.Ack, h.OverTime.D(), h.ReCount, h.Heartbeat.D()
+	o.Location, o.Store, o.Logger = c.loc, c.store, c.log
+	o.Factors = map[string]string{}
+	for _, p := range c.cfg.Points {
+		if p.HJ212 != nil && p.HJ212.Factor != "" {
+			o.Factors[p.Code] = p.HJ212.Factor
+		}
+	}
+	if e := h.Encryption; e != nil {
+		raw, err := os.ReadFile(c.cfg.Resolve(e.KeyFile))
+		if err != nil {
+			return fmt.Errorf("uplink.hj212.encryption.key_file: %w", err)
+		}
+		if o.SM4Key, err = hj212.ParseKey(raw); err != nil {
+			return fmt.Errorf("uplink.hj212.encryption.key_file: %w", err)
+		}
+		o.SM4Encoding = e.Encoding
+	}
+	cl, err := hj212.New(o)
+	if err != nil {
+		return fmt.Errorf("uplink.hj212: %w", err)
+	}
+	c.hj212 = cl
+	return nil
+}
+
 // heartbeat is the status an uplink publishes.
 func (c *collector) heartbeat(uplink string) jsonfmt.Heartbeat {
 	st := c.store.Stats()
@@ -499,6 +536,9 @@ func (c *collector) run(ctx context.Context, extra ...func(context.Context) erro
 	goRun(&appends, appendCtx, "appender", app.Run)
 	if c.mqtt != nil {
 		goRun(&ups, upCtx, "mqtt uplink", c.mqtt.Run)
+	}
+	if c.hj212 != nil {
+		goRun(&ups, upCtx, "hj212 uplink", c.hj212.Run)
 	}
 	for i, f := range extra {
 		goRun(&ups, upCtx, fmt.Sprintf("service %d", i), f)

@@ -245,6 +245,10 @@ func (c *collector) status() statusDoc {
 			s := c.mqtt.Stats()
 			m["connected"], m["published"], m["resent"], m["acked"], m["last_error"] = s.Connected, s.Published, s.Resent, s.Acked, s.LastError
 		}
+		if name == "hj212" && c.hj212 != nil {
+			s := c.hj212.Stats()
+			m["connected"], m["sent"], m["resent"], m["acked"], m["timeouts"], m["last_error"] = s.Connected, s.Sent, s.Resent, s.Acked, s.Timeouts, s.LastError
+		}
 		d.Uplinks[name] = m
 	}
 	for _, p := range pts {

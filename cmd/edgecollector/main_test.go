@@ -12,6 +12,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hazwatch/edgecollector/internal/uplinkschema"
 )
 
 // collectorBin is the collector built once for this package's tests.
@@ -37,10 +39,11 @@ func TestMain(m *testing.M) {
 
 // subscriber collects what a broker delivers, as the platform would.
 type subscriber struct {
-	t    *testing.T
-	c    paho.Client
-	mu   sync.Mutex
-	msgs []received
+	t       *testing.T
+	c       paho.Client
+	mu      sync.Mutex
+	msgs    []received
+	invalid []string
 }
 
 type received struct {
@@ -63,8 +66,15 @@ func subscribe(t *testing.T, url, filter, id string, persistent bool) *subscribe
 		c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 			var body map[string]any
 			json.Unmarshal(m.Payload(), &body)
+			// Every message the collector publishes must validate against
+			// the published schema.
+			leaf := m.Topic()[strings.LastIndexByte(m.Topic(), '/')+1:]
+			verr := uplinkschema.Validate(leaf, m.Payload())
 			s.mu.Lock()
 			s.msgs = append(s.msgs, received{m.Topic(), body, append([]byte(nil), m.Payload()...), time.Now()})
+			if verr != nil {
+				s.invalid = append(s.invalid, fmt.Sprintf("%s: %v\n%s", m.Topic(), verr, m.Payload()))
+			}
 			s.mu.Unlock()
 		}).Wait()
 	})
@@ -72,7 +82,15 @@ func subscribe(t *testing.T, url, filter, id string, persistent bool) *subscribe
 	if tok := s.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscriber connect: %v", tok.Error())
 	}
-	t.Cleanup(func() { s.c.Disconnect(100) })
+	t.Cleanup(func() {
+		s.c.Disconnect(100)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, e := range s.invalid {
+			t.Errorf("a published message does not validate against docs/uplink.schema.json: %s", e)
+		}
+		t.Logf("%d messages received, all checked against the schema (%d invalid)", len(s.msgs), len(s.invalid))
+	})
 	return s
 }
 

@@ -1,0 +1,123 @@
+package edge
+
+import (
+	"time"
+)
+
+// Statistics: every poll of a point, whatever the report mode keeps, goes
+// into a minute and an hour accumulator; at each boundary (plus a grace for
+// the polls in flight) the finished period of every point becomes one
+// stat message.
+
+// statGrace is how long after a boundary the period is closed.
+const statGrace = 2 * time.Second
+
+type statAcc struct {
+	start    time.Time
+	sum      float64
+	n        uint32
+	min, max float64
+	worst    Quality
+	used     bool
+}
+
+// severity orders qualities for a period's worst quality (HJ 212 flag
+// precedence: B over D over T over M over N).
+var severity = [...]int{Good: 0, Maintenance: 1, OverRange: 2, UnderRange: 2, Stale: 3, Exception: 3, SensorFault: 3, CommFault: 4}
+
+func (a *statAcc) add(v Value, q Quality) {
+	if !a.used || severity[q] > severity[a.worst] {
+		a.worst = q
+	}
+	a.used = true
+	if !q.HasValue() || v.Kind != Number {
+		return
+	}
+	x := v.Num
+	if a.n == 0 || x < a.min {
+		a.min = x
+	}
+	if a.n == 0 || x > a.max {
+		a.max = x
+	}
+	a.sum += x
+	a.n++
+}
+
+func (a *statAcc) stat(code, unit string, p Period) Stat {
+	s := Stat{Point: code, Period: p, Start: a.start, Unit: unit, Count: a.n, Quality: a.worst}
+	if a.n > 0 {
+		s.Avg, s.Min, s.Max = round12(a.sum/float64(a.n)), a.min, a.max
+	}
+	return s
+}
+
+// periodStart is the start of the minute or hour holding t, in loc.
+func periodStart(t time.Time, p Period, loc *time.Location) time.Time {
+	t = t.In(loc)
+	if p == Minute {
+		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, loc)
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, loc)
+}
+
+func periodEnd(start time.Time, p Period) time.Time {
+	if p == Minute {
+		return start.Add(time.Minute)
+	}
+	return start.Add(time.Hour)
+}
+
+// addStat feeds one poll into the point's accumulators; a poll in a new
+// period closes the old one into the pending list. Called with mu held.
+func (e *Engine) addStat(ps *pointState, now time.Time, v Value, q Quality) {
+	if !e.opts.Stats {
+		return
+	}
+	for _, p := range []Period{Minute, Hour} {
+		acc := &ps.stats[p-1]
+		start := periodStart(now, p, e.loc)
+		if acc.used && !acc.start.Equal(start) {
+			e.pending[p-1] = append(e.pending[p-1], acc.stat(ps.conf.Code, ps.conf.Unit, p))
+			*acc = statAcc{}
+		}
+		if !acc.used {
+			acc.start = start
+		}
+		acc.add(v, q)
+	}
+}
+
+// closeStats closes the periods that ended more than statGrace before now
+// and returns their stat message, if any.
+func (e *Engine) closeStats(now time.Time) *Message {
+	if !e.opts.Stats {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Stat
+	for _, p := range []Period{Minute, Hour} {
+		cut := now.Add(-statGrace)
+		for _, ps := range e.points {
+			acc := &ps.stats[p-1]
+			if acc.used && !periodEnd(acc.start, p).After(cut) {
+				e.pending[p-1] = append(e.pending[p-1], acc.stat(ps.conf.Code, ps.conf.Unit, p))
+				*acc = statAcc{}
+			}
+		}
+		keep := e.pending[p-1][:0]
+		for _, s := range e.pending[p-1] {
+			if !periodEnd(s.Start, p).After(cut) {
+				out = append(out, s)
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		e.pending[p-1] = keep
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &Message{Kind: KindStat, Created: now, Stats: out}
+}

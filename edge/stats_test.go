@@ -1,0 +1,64 @@
+package edge
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestStatsFromEveryPoll: statistics come from every poll, also those a
+// report-on-change point does not report, and close at each boundary.
+func TestStatsFromEveryPoll(t *testing.T) {
+	loc := time.FixedZone("UTC+08:00", 8*3600)
+	now := time.Date(2026, 11, 23, 10, 0, 50, 0, loc)
+	clock := func() time.Time { return now }
+	var emitted []*Message
+	e, err := NewEngine(EngineOpts{Stats: true, Location: loc, Now: clock, Emit: func(m *Message) { emitted = append(emitted, m) },
+		Points: []PointConf{{Code: "PT", Unit: "kPa", Scale: 1, OnChange: true, Deadband: 100, MaxInterval: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := 0
+	for _, v := range []any{10, 20, 30, CommFault, 40} {
+		now = now.Add(2 * time.Second)
+		rs, _ := e.Tick(context.Background(), now, []int{0}, raws(v))
+		reported += len(rs)
+	}
+	// Deadband 100: only the first poll and the two quality changes are
+	// reported; 20 and 30 are not, yet they are in the statistics.
+	if reported != 3 {
+		t.Fatalf("report-on-change kept %d readings, want 3", reported)
+	}
+	// 10:00:52..10:01:00: four polls in minute 10:00 (10, 20, 30, fault), one in 10:01.
+	if m := e.closeStats(now.Add(time.Second)); m != nil {
+		t.Fatalf("minute closed before its grace: %+v", m)
+	}
+	m := e.closeStats(time.Date(2026, 11, 23, 10, 1, 3, 0, loc))
+	if m == nil || m.Kind != KindStat || len(m.Stats) != 1 {
+		t.Fatalf("minute 10:00 not closed: %+v", m)
+	}
+	s := m.Stats[0]
+	if s.Period != Minute || s.Count != 3 || s.Avg != 20 || s.Min != 10 || s.Max != 30 || s.Quality != CommFault ||
+		!s.Start.Equal(time.Date(2026, 11, 23, 10, 0, 0, 0, loc)) {
+		t.Fatalf("minute stat %+v: want avg 20 min 10 max 30 over 3 values, worst comm_fault, start 10:00", s)
+	}
+	h := e.closeStats(time.Date(2026, 11, 23, 11, 0, 3, 0, loc))
+	if h == nil {
+		t.Fatal("hour not closed")
+	}
+	var hour, minute int
+	for _, s := range h.Stats {
+		switch s.Period {
+		case Hour:
+			hour++
+			if s.Count != 4 || s.Max != 40 || s.Avg != 25 {
+				t.Fatalf("hour stat %+v: want 4 values, avg 25, max 40", s)
+			}
+		case Minute:
+			minute++
+		}
+	}
+	if hour != 1 || minute != 1 {
+		t.Fatalf("at 11:00 want the 10:01 minute and the 10:00 hour, got %+v", h.Stats)
+	}
+}
