@@ -8,6 +8,9 @@ ordered, and the value a correct master must decode.
 
   pyslave.py --tcp PORT --manifest FILE [--units 1,2]
   pyslave.py --rtu DEVICE --manifest FILE [--units 1,2] [--baud 9600]
+  pyslave.py --tcp PORT --plant          a plant's slave for the interlock tests:
+                                         holding 0-2 = three gas detectors in 0.1 %LEL
+                                         (30 = 3.0 %LEL), coils 0-3 = valves (1 = open)
 
 Addresses are 0-based protocol addresses (zero_mode=True). Holding registers
 exist only where values are laid out (a sparse block): reading across an
@@ -102,18 +105,26 @@ def main():
     ap.add_argument("--rtu")
     ap.add_argument("--baud", type=int, default=9600)
     ap.add_argument("--units", default="1")
-    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--manifest")
+    ap.add_argument("--plant", action="store_true")
     a = ap.parse_args()
     slaves, manifest = {}, []
-    for u in [int(x) for x in a.units.split(",")]:
+    if a.plant:
+        slaves[1] = ModbusSlaveContext(hr=ModbusSequentialDataBlock(0, [30, 30, 30] + [0] * 7),
+                                       co=ModbusSequentialDataBlock(0, [True] * 4),
+                                       di=ModbusSequentialDataBlock(0, [False] * 4),
+                                       ir=ModbusSequentialDataBlock(0, [0] * 4), zero_mode=True)
+        a.manifest = None
+    for u in ([] if a.plant else [int(x) for x in a.units.split(",")]):
         hr, ir, coils, disc, m = layout(u)
         manifest += m
         slaves[u] = ModbusSlaveContext(
             hr=ModbusSparseDataBlock(hr), ir=ModbusSparseDataBlock(ir),
             co=ModbusSequentialDataBlock(0, coils), di=ModbusSequentialDataBlock(0, disc),
             zero_mode=True)
-    with open(a.manifest, "w") as f:
-        json.dump(manifest, f)
+    if a.manifest:
+        with open(a.manifest, "w") as f:
+            json.dump(manifest, f)
     context = ModbusServerContext(slaves=slaves, single=False)
     print("pyslave: serving units", sorted(slaves), flush=True)
     if a.tcp:
