@@ -177,6 +177,23 @@ type Broker struct {
 	dir        string
 	persistent bool
 	proc       *Proc
+	tls        *BrokerTLS
+}
+
+// BrokerTLS makes the listener TLS; with RequireCert, clients must present a
+// certificate signed by CAFile (mutual TLS).
+type BrokerTLS struct {
+	CAFile, CertFile, KeyFile string
+	RequireCert               bool
+}
+
+// MosquittoTLS starts a broker with a TLS listener.
+func MosquittoTLS(t testing.TB, tc BrokerTLS) *Broker {
+	t.Helper()
+	Need(t, "mosquitto")
+	b := &Broker{t: t, Port: FreePort(t), dir: t.TempDir(), tls: &tc}
+	b.Start()
+	return b
 }
 
 // Mosquitto starts a broker; persistent keeps its queues across restarts
@@ -190,8 +207,13 @@ func Mosquitto(t testing.TB, persistent bool) *Broker {
 	return b
 }
 
-// URL is the broker's tcp:// URL.
-func (b *Broker) URL() string { return fmt.Sprintf("tcp://127.0.0.1:%d", b.Port) }
+// URL is the broker's tcp:// (or ssl://) URL.
+func (b *Broker) URL() string {
+	if b.tls != nil {
+		return fmt.Sprintf("ssl://127.0.0.1:%d", b.Port)
+	}
+	return fmt.Sprintf("tcp://127.0.0.1:%d", b.Port)
+}
 
 // Addr is host:port.
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
@@ -200,9 +222,17 @@ func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
 func (b *Broker) Start() {
 	b.t.Helper()
 	conf := filepath.Join(b.dir, "mosquitto.conf")
-	c := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\nmessage_size_limit 0\n", b.Port)
+	c := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n", b.Port)
+	if os.Geteuid() == 0 {
+		// Started as root, mosquitto would switch to its own user, which
+		// cannot read the test's private temp dir (TLS files, persistence).
+		c += "user root\n"
+	}
 	if b.persistent {
 		c += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\n", b.dir)
+	}
+	if b.tls != nil {
+		c += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %v\n", b.tls.CAFile, b.tls.CertFile, b.tls.KeyFile, b.tls.RequireCert)
 	}
 	if err := os.WriteFile(conf, []byte(c), 0o644); err != nil {
 		b.t.Fatal(err)

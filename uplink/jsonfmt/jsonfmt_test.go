@@ -13,7 +13,9 @@ import (
 
 var cst = time.FixedZone("UTC+08:00", 8*3600)
 
-func enc() *Encoder { return &Encoder{Enterprise: "91320500MA1W2X3Y4Z", Gateway: "GW01", Location: cst} }
+func enc() *Encoder {
+	return &Encoder{Enterprise: "91320500MA1W2X3Y4Z", Gateway: "GW01", Location: cst}
+}
 
 var ts = time.Date(2026, 11, 23, 8, 30, 15, 123456789, time.UTC)
 
