@@ -86,6 +86,7 @@ type Badger struct {
 	mem      *Memory
 	degraded string
 	skipTo   uint64              // started without the database: seqs up to here were skipped
+	starting bool                // OpenBadger is opening: messages an earlier run held in memory are gone
 	dirty    bool                // ack sets changed since written
 	buckets  map[int64][2]uint64 // minute -> first, last seq written this session (cache)
 	scratch  []byte
@@ -167,8 +168,14 @@ func OpenBadger(ctx context.Context, opts BadgerOpts) (*Badger, error) {
 		return nil, err
 	}
 	var pending []*edge.Message
-	if err := s.openDB(&pending); err != nil {
+	s.starting = true
+	err = s.openDB(&pending)
+	s.starting = false
+	if err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dir, memorySeqFile)); errors.Is(err, os.ErrNotExist) && s.degraded == "" {
+		writeSeqFile(filepath.Join(opts.Dir, memorySeqFile), s.last)
 	}
 	if len(pending) > 0 {
 		if err := s.Append(ctx, pending...); err != nil && !errors.Is(err, ErrNotDurable) {
@@ -190,11 +197,13 @@ func (s *Badger) dbDir() string { return filepath.Join(s.opts.Dir, "db") }
 // held).
 func (s *Badger) openDB(pending *[]*edge.Message) error {
 	free, err := s.opts.FreeSpace(s.opts.Dir)
-	if err == nil && free < s.opts.MinFree {
-		s.degrade(fmt.Sprintf("disk full: %d bytes free, %d needed", free, s.opts.MinFree))
+	if err == nil && free < openFloor {
+		// Too full even to open (opening writes a little). Without the
+		// database the last seq is unknown: continue above the ceiling,
+		// which no seq ever passed; the seqs skipped are reported once the
+		// database opens.
+		s.degrade(fmt.Sprintf("disk full: %d bytes free, %d needed to open the database", free, openFloor))
 		if s.last == 0 {
-			// Without the database the last seq is unknown: continue above
-			// the ceiling, which no seq ever passed.
 			s.last = s.ceiling
 			s.skipTo = s.ceiling
 		}
@@ -232,16 +241,25 @@ func (s *Badger) openDB(pending *[]*edge.Message) error {
 		return nil
 	}
 	s.db = db
-	if err := s.load(); err != nil {
+	if err := s.load(pending); err != nil {
 		db.Close()
 		s.db = nil
 		return err
 	}
+	if err == nil && free < s.opts.MinFree {
+		// Opened to know where seqs stand, but nothing is appended to it
+		// until there is room.
+		s.degrade(fmt.Sprintf("disk full: %d bytes free, %d needed", free, s.opts.MinFree))
+	}
 	return nil
 }
 
-// load reads the counters and ack sets of an opened database.
-func (s *Badger) load() error {
+// openFloor is the free space below which the database is not even opened.
+const openFloor = 8 << 20
+
+// load reads the counters and ack sets of an opened database; a report of
+// seqs skipped while it could not be opened is added to pending.
+func (s *Badger) load(pending *[]*edge.Message) error {
 	var dbLast uint64
 	return s.db.View(func(txn *badger.Txn) error {
 		if it, err := txn.Get([]byte(kLast)); err == nil {
@@ -297,13 +315,38 @@ func (s *Badger) load() error {
 		if dbLast > prev {
 			s.gone(prev+1, dbLast)
 		}
+		if ml, err := readSeqFile(filepath.Join(s.opts.Dir, memorySeqFile)); err == nil && s.starting && ml > dbLast {
+			// Messages held only in memory (disk full) were lost when the
+			// collector stopped: their seqs are reported, never reused.
+			r := edge.SeqRange{First: dbLast + 1, Last: ml}
+			s.gone(r.First, r.Last)
+			s.last = max(s.last, ml)
+			*pending = append(*pending, s.recordDrop(seqRange(r), "held in memory while the disk was full, lost when the collector stopped", s.opts.now()))
+			s.dirty = true
+		}
 		if s.skipTo > dbLast {
 			// Started while the disk was full, above the ceiling: the seqs
 			// between were never issued.
 			s.gone(dbLast+1, s.skipTo)
+			now := s.opts.now()
+			r := edge.SeqRange{First: dbLast + 1, Last: s.skipTo}
+			*pending = append(*pending, &edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{{
+				Type: edge.EventSystem, State: edge.StateBufferRecreated, Subject: "buffer", TS: now,
+				Ranges: []edge.SeqRange{r}, Count: r.Count(),
+				Message: fmt.Sprintf("the collector started while the disk was too full to open the buffer database; seqs continued above the reserved ceiling, so seqs %s were never issued (those a run before held only in memory, on a full disk, were lost with it)", r),
+			}}})
+			s.skipTo = 0
 		}
 		return nil
 	})
+}
+
+func seqRange(r edge.SeqRange) []uint64 {
+	out := make([]uint64, 0, r.Count())
+	for q := r.First; q <= r.Last && q >= r.First; q++ {
+		out = append(out, q)
+	}
+	return out
 }
 
 // ErrNotDurable is returned (wrapped) by Append when messages got their seqs
@@ -352,6 +395,7 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 	if s.db == nil || s.degraded != "" {
 		return s.toMemory(msgs)
 	}
+
 	for _, m := range msgs {
 		m.Seq = s.nextSeq()
 	}
@@ -408,12 +452,16 @@ func (s *Badger) fromRecent(a *ackSet, from, to uint64, max int) ([]*edge.Messag
 	return out, true
 }
 
-// toMemory keeps msgs in the memory queue; those without a seq get one.
+// toMemory keeps msgs in the memory queue; those without a seq get one,
+// and the last seq issued is recorded outside the database.
 func (s *Badger) toMemory(msgs []*edge.Message) error {
 	for _, m := range msgs {
 		s.mem.add(m, m.Seq != 0)
 	}
 	s.mem.enforce()
+	if err := writeSeqFile(filepath.Join(s.opts.Dir, memorySeqFile), s.last); err != nil {
+		s.log.Error("cannot record the seqs issued in memory; a restart could issue them again", "err", err)
+	}
 	return fmt.Errorf("%w: %d messages held in memory (%s)", ErrNotDurable, len(msgs), s.degraded)
 }
 
@@ -1046,28 +1094,57 @@ func (s *Badger) Close() error {
 	return err
 }
 
-func readCeiling(dir string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "seq.ceiling"))
+func readCeiling(dir string) (uint64, error) { return readSeqFile(filepath.Join(dir, "seq.ceiling")) }
+
+// memorySeqFile holds the last seq issued while messages were held only in
+// memory: those seqs are not in the database, and must never be issued
+// again after a restart.
+const memorySeqFile = "seq.memory"
+
+func readSeqFile(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("buffer: read seq ceiling: %w", err)
+		return 0, fmt.Errorf("buffer: read %s: %w", path, err)
 	}
 	c, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("buffer: seq ceiling file %s is unreadable (%q); it must hold one number", filepath.Join(dir, "seq.ceiling"), b)
+		return 0, fmt.Errorf("buffer: %s is unreadable (%q); it must hold one number", path, b)
 	}
 	return c, nil
 }
 
+// writeCeiling records c.
 func writeCeiling(dir string, c uint64) error {
-	tmp := filepath.Join(dir, "seq.ceiling.tmp")
+	return writeSeqFile(filepath.Join(dir, "seq.ceiling"), c)
+}
+
+// writeSeqFile records a seq in a small file. An existing file is
+// overwritten in place with a fixed-width number, which needs no new disk
+// blocks, so it still works while the disk is full.
+func writeSeqFile(path string, c uint64) error {
+	line := fmt.Sprintf("%020d\n", c)
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		if st, err := f.Stat(); err == nil && st.Size() == int64(len(line)) {
+			_, err = f.WriteAt([]byte(line), 0)
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		f.Close()
+	}
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(strconv.FormatUint(c, 10) + "\n")
+	_, err = f.WriteString(line)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -1075,7 +1152,7 @@ func writeCeiling(dir string, c uint64) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, "seq.ceiling"))
+		err = os.Rename(tmp, path)
 	}
 	return err
 }

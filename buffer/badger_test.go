@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,4 +179,80 @@ func equal(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// TestBadgerStartOnFullDisk: a restart on a disk too full to open the
+// database keeps seqs above every seq issued before (the ceiling), and once
+// the database opens the seqs skipped are reported as never issued.
+func TestBadgerStartOnFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	for range 5 {
+		mustAppend(t, s, rt(t0, 2))
+	}
+	s.Close()
+	var free atomic.Int64
+	free.Store(1 << 20) // below the 8 MiB needed even to open
+	s = openAt(t, dir, BadgerOpts{FreeSpace: func(string) (int64, error) { return free.Load(), nil }, RetryInterval: 20e6})
+	defer s.Close()
+	m := rt(t0, 2)
+	if err := s.Append(context.Background(), m); !errors.Is(err, ErrNotDurable) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	if m.Seq <= 5 {
+		t.Fatalf("seq %d on a full disk restart reuses an issued seq", m.Seq)
+	}
+	free.Store(1 << 40)
+	waitFor(t, func() bool { return s.Stats().Durable })
+	got, _ := s.Unacked("mqtt", 0, 0, 100)
+	var report *edge.Event
+	var seqs []uint64
+	for _, g := range got {
+		seqs = append(seqs, g.Seq)
+		if len(g.Events) == 1 && g.Events[0].State == edge.StateBufferRecreated {
+			report = &g.Events[0]
+		}
+	}
+	if report == nil || report.Ranges[0].First != 6 || report.Ranges[0].Last < m.Seq-1 {
+		t.Fatalf("no report of the never-issued seqs 6..%d: %v %+v", m.Seq-1, seqs, report)
+	}
+	if !slices.Contains(seqs, m.Seq) || !slices.Contains(seqs, 1) || !slices.Contains(seqs, 5) {
+		t.Fatalf("stored seqs after recovery %v: want 1-5, the report, and %d", seqs, m.Seq)
+	}
+	t.Log(report.Message)
+}
+
+// TestBadgerMemorySeqsNeverReused: seqs issued while messages were held
+// only in memory (disk full) are not in the database; after the process
+// stops they are reported as dropped and never issued again.
+func TestBadgerMemorySeqsNeverReused(t *testing.T) {
+	dir := t.TempDir()
+	var free atomic.Int64
+	free.Store(1 << 40)
+	fs := func(string) (int64, error) { return free.Load(), nil }
+	s := openAt(t, dir, BadgerOpts{FreeSpace: fs})
+	mustAppend(t, s, rt(t0, 1), rt(t0, 1)) // 1, 2 durable
+	free.Store(20 << 20)                    // below min_free, above what opening needs
+	for range 3 {
+		s.Append(context.Background(), rt(t0, 1)) // 3, 4, 5 in memory only
+	}
+	s.Close() // stops with them: they are lost
+	free.Store(1 << 40)
+	s = openAt(t, dir, BadgerOpts{FreeSpace: fs})
+	defer s.Close()
+	m := rt(t0, 1)
+	mustAppend(t, s, m)
+	if m.Seq <= 5 {
+		t.Fatalf("seq %d reissued after a restart: 3-5 were issued in memory before", m.Seq)
+	}
+	got, _ := s.Unacked("mqtt", 0, 0, 100)
+	var reported []edge.SeqRange
+	for _, g := range got {
+		if isDropEvent(g) {
+			reported = append(reported, g.Events[0].Ranges...)
+		}
+	}
+	if len(reported) != 1 || reported[0] != (edge.SeqRange{First: 3, Last: 5}) {
+		t.Fatalf("dropped ranges reported %v, want 3-5", reported)
+	}
 }
