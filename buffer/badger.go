@@ -42,6 +42,10 @@ type BadgerOpts struct {
 	// FreeSpace reports free bytes on the disk holding dir (default statfs);
 	// tests inject a fake full disk.
 	FreeSpace func(dir string) (int64, error)
+	// FreeCheckInterval: free space is checked before an append when this
+	// long has passed, or a MiB was written, since the last check (default
+	// 1s; negative: before every append).
+	FreeCheckInterval time.Duration
 }
 
 // Key layout. Seqs and times are big-endian so keys sort in order.
@@ -92,6 +96,10 @@ type Badger struct {
 	scratch  []byte
 	closed   bool
 	retained time.Time // when the retention age was last applied
+	// freeChecked and freeCheckedAt: when free space was last checked, and
+	// the stored bytes then.
+	freeChecked   time.Time
+	freeCheckedAt int64
 	// recent holds the last messages appended (contiguous seqs), so the
 	// uplinks' live reads do not go back to the disk for them.
 	recent []*edge.Message
@@ -156,6 +164,9 @@ func OpenBadger(ctx context.Context, opts BadgerOpts) (*Badger, error) {
 	}
 	if opts.FreeSpace == nil {
 		opts.FreeSpace = freeSpace
+	}
+	if opts.FreeCheckInterval == 0 {
+		opts.FreeCheckInterval = time.Second
 	}
 	opts.MinFree = max(opts.MinFree, profileFloor(opts.Profile))
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
@@ -387,7 +398,7 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 		// The ceiling file is on the same disk: most likely it is full.
 		s.degrade(fmt.Sprintf("write seq ceiling: %v", err))
 	}
-	if s.db != nil && s.degraded == "" {
+	if s.db != nil && s.degraded == "" && s.freeCheckDue() {
 		if free, err := s.opts.FreeSpace(s.opts.Dir); err == nil && free < s.opts.MinFree {
 			s.degrade(fmt.Sprintf("disk full: %d bytes free, %d needed", free, s.opts.MinFree))
 		}
@@ -412,6 +423,20 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 		s.applyRetention()
 	}
 	return nil
+}
+
+// Free space is checked before an append when FreeCheckInterval has passed
+// or a MiB has been written since the last check: min_free (at least
+// 48 MiB) leaves room for far more than that.
+const freeCheckBytes = 1 << 20
+
+func (s *Badger) freeCheckDue() bool {
+	now := time.Now()
+	if now.Sub(s.freeChecked) < s.opts.FreeCheckInterval && s.bytes-s.freeCheckedAt < freeCheckBytes && s.bytes >= s.freeCheckedAt {
+		return false
+	}
+	s.freeChecked, s.freeCheckedAt = now, s.bytes
+	return true
 }
 
 // retentionEvery is how often the retention age is applied.

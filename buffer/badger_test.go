@@ -128,7 +128,7 @@ func TestBadgerDiskFullHoldsInMemory(t *testing.T) {
 	var free atomic.Int64
 	free.Store(1 << 40)
 	fs := func(string) (int64, error) { return free.Load(), nil }
-	s := openAt(t, dir, BadgerOpts{FreeSpace: fs, RetryInterval: 20e6, MemoryQueue: 5})
+	s := openAt(t, dir, BadgerOpts{FreeSpace: fs, FreeCheckInterval: -1, RetryInterval: 20e6, MemoryQueue: 5})
 	defer s.Close()
 	mustAppend(t, s, rt(t0, 2), rt(t0, 2)) // 1, 2 durable
 	free.Store(1 << 20)
@@ -230,9 +230,9 @@ func TestBadgerMemorySeqsNeverReused(t *testing.T) {
 	var free atomic.Int64
 	free.Store(1 << 40)
 	fs := func(string) (int64, error) { return free.Load(), nil }
-	s := openAt(t, dir, BadgerOpts{FreeSpace: fs})
+	s := openAt(t, dir, BadgerOpts{FreeSpace: fs, FreeCheckInterval: -1})
 	mustAppend(t, s, rt(t0, 1), rt(t0, 1)) // 1, 2 durable
-	free.Store(20 << 20)                    // below min_free, above what opening needs
+	free.Store(20 << 20)                   // below min_free, above what opening needs
 	for range 3 {
 		s.Append(context.Background(), rt(t0, 1)) // 3, 4, 5 in memory only
 	}

@@ -125,3 +125,33 @@ func TestConvert(t *testing.T) {
 		t.Errorf("comm fault: %v %s", v, q)
 	}
 }
+
+func TestSplitReadings(t *testing.T) {
+	rs := make([]Reading, 1000)
+	for i := range rs {
+		rs[i] = Reading{Point: fmt.Sprintf("P-%04d", i), Unit: "kPa", Value: Num(float64(i))}
+	}
+	for _, max := range []int{1024, 4096, 65536, 1 << 20} {
+		ms := SplitReadings(rs, time.Time{}, max)
+		n := 0
+		for _, m := range ms {
+			size := messageOverhead
+			for i := range m.Readings {
+				if m.Readings[i] != rs[n] {
+					t.Fatalf("max %d: reading %d out of order", max, n)
+				}
+				size += MaxReadingBytes(&m.Readings[i])
+				n++
+			}
+			if size > max && len(m.Readings) > 1 {
+				t.Fatalf("max %d: a message of %d bytes", max, size)
+			}
+		}
+		if n != len(rs) {
+			t.Fatalf("max %d: %d readings in %d messages, want %d", max, n, len(ms), len(rs))
+		}
+	}
+	if ms := SplitReadings(nil, time.Time{}, 100); len(ms) != 0 {
+		t.Fatalf("no readings gave %d messages", len(ms))
+	}
+}

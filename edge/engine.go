@@ -128,7 +128,7 @@ func (e *Engine) Code(i int) string { return e.points[i].conf.Code }
 // at now. It runs alarms and interlocks, writes any interlock outputs, and
 // returns the readings to report and the events raised.
 func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
-	var readings []Reading
+	readings := make([]Reading, 0, len(idx))
 	var events []Event
 	type trip struct {
 		name string

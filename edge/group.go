@@ -26,6 +26,8 @@ type Group struct {
 	Logger          *slog.Logger
 	// OnTick, when set, is called after each tick with its duration.
 	OnTick func(d time.Duration)
+
+	raw [][]Raw // per source, reused every tick
 }
 
 // Run polls until ctx ends.
@@ -49,14 +51,24 @@ func (g *Group) Run(ctx context.Context) error {
 // Tick polls every source once.
 func (g *Group) Tick(ctx context.Context) {
 	start := time.Now()
-	var readings []Reading
 	var events []Event
-	var raw []Raw
+	if len(g.raw) != len(g.Sources) {
+		g.raw = make([][]Raw, len(g.Sources))
+		for i, s := range g.Sources {
+			g.raw[i] = make([]Raw, len(s.Points))
+		}
+	}
+	n := 0
 	for _, s := range g.Sources {
+		n += len(s.Points)
+	}
+	readings := make([]Reading, 0, n)
+	for i, s := range g.Sources {
 		if ctx.Err() != nil {
 			return
 		}
-		raw = append(raw[:0], make([]Raw, len(s.Points))...)
+		raw := g.raw[i]
+		clear(raw)
 		s.Source.Read(ctx, raw)
 		if ctx.Err() != nil {
 			return // a cancelled read is no reading
@@ -90,20 +102,21 @@ func MaxReadingBytes(r *Reading) int {
 const messageOverhead = 512
 
 // SplitReadings packs readings into rt messages that stay under max bytes
-// once encoded.
+// once encoded. The messages share rs's backing array: the caller hands rs
+// over.
 func SplitReadings(rs []Reading, created time.Time, max int) []*Message {
 	var out []*Message
-	size := messageOverhead
-	var cur *Message
+	start, size := 0, messageOverhead
 	for i := range rs {
 		n := MaxReadingBytes(&rs[i])
-		if cur == nil || (size+n > max && len(cur.Readings) > 0) {
-			cur = &Message{Kind: KindRT, Created: created}
-			out = append(out, cur)
-			size = messageOverhead
+		if size+n > max && i > start {
+			out = append(out, &Message{Kind: KindRT, Created: created, Readings: rs[start:i:i]})
+			start, size = i, messageOverhead
 		}
-		cur.Readings = append(cur.Readings, rs[i])
 		size += n
+	}
+	if start < len(rs) {
+		out = append(out, &Message{Kind: KindRT, Created: created, Readings: rs[start:]})
 	}
 	return out
 }

@@ -15,7 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-var profile string
+var profile, memProfile string
 
 type result struct {
 	cpuPct, rssMB, reqPerS, readingsPerS float64
@@ -32,6 +32,7 @@ func load(args []string) int {
 	broker := flag.String("broker", "", "MQTT broker URL (default: start mosquitto on a free port)")
 	perPoint := flag.Bool("per-point", false, "one request per point (max_registers: 1), the baseline")
 	flag.StringVar(&profile, "cpuprofile", "", "have the collector write a CPU profile here (last run)")
+	flag.StringVar(&memProfile, "memprofile", "", "have the collector write a heap profile here at exit (last run)")
 	flag.Parse(args)
 	if *collector == "" {
 		fmt.Fprintln(os.Stderr, "usage: edgebench load -collector PATH [-seconds 60] [-runs 3]")
@@ -125,6 +126,9 @@ func once(collector, broker, dir string, run, seconds, units, regs int, interval
 	cargs := []string{"run", "-c", path}
 	if profile != "" {
 		cargs = append(cargs, "-cpuprofile", profile)
+	}
+	if memProfile != "" {
+		cargs = append(cargs, "-memprofile", memProfile)
 	}
 	c, err := start(collector, cargs...)
 	if err != nil {

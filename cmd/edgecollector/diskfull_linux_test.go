@@ -186,4 +186,3 @@ func unaccounted(ms []received, last uint64) []uint64 {
 	}
 	return out
 }
-

@@ -170,6 +170,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 	fs := flags("run", stderr)
 	path := fs.String("c", "", "config file")
 	prof := fs.String("cpuprofile", "", "write a CPU profile to this file (diagnostics)")
+	memprof := fs.String("memprofile", "", "write a heap profile to this file at exit (diagnostics)")
 	printAppended := fs.Bool("print-appended", false, "print \"appended SEQ\" on stdout once each message is durably appended (tests)")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
@@ -191,6 +192,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 	if err := checkHardwareWith(cfg, d); err != nil {
 		log.Error("hardware named in the config is not usable; fix it or the config", "err", err)
 		return exitFail
+	}
+	if *memprof != "" {
+		defer func() {
+			if f, err := os.Create(*memprof); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
 	}
 	var hook func(*collector)
 	if *printAppended {

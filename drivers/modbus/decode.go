@@ -17,9 +17,16 @@ var ErrDecode = errors.New("cannot decode")
 
 // normalize returns the value's bytes most significant first, undoing the
 // order: registers are 2-byte big-endian words as they arrive on the wire.
-func normalize(raw []byte, o Order) []byte {
+// Numeric values (at most 8 bytes) are put in buf, so decoding a point
+// does not allocate.
+func normalize(raw []byte, o Order, buf *[8]byte) []byte {
 	n := len(raw) / 2
-	out := make([]byte, len(raw))
+	var out []byte
+	if len(raw) <= len(buf) {
+		out = buf[:len(raw)]
+	} else {
+		out = make([]byte, len(raw))
+	}
 	for i := range n {
 		w := i
 		if o.swapWords() {
@@ -48,10 +55,12 @@ func DecodeRegisters(s Spec, raw []byte) (edge.Value, error) {
 		if s.Bit < 0 || s.Bit > 15 {
 			return edge.Value{}, fmt.Errorf("%w: bit %d", ErrDecode, s.Bit)
 		}
-		w := binary.BigEndian.Uint16(normalize(raw, s.Order))
+		var buf [8]byte
+		w := binary.BigEndian.Uint16(normalize(raw, s.Order, &buf))
 		return edge.BoolValue(w>>uint(s.Bit)&1 == 1), nil
 	}
-	b := normalize(raw, s.Order)
+	var buf [8]byte
+	b := normalize(raw, s.Order, &buf)
 	switch s.Type {
 	case Int16:
 		return edge.Num(float64(int16(binary.BigEndian.Uint16(b)))), nil

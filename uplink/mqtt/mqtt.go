@@ -288,8 +288,10 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 	var buf []byte
 
 	publish := func(m *edge.Message, isResend bool) {
-		buf = u.o.Encoder.Message(buf[:0], m, isResend, time.Now())
-		tok := c.Publish(u.topicOf(m.Kind), 1, false, append([]byte(nil), buf...))
+		// paho keeps the payload until the PUBACK: each message gets its
+		// own buffer, sized from the previous one.
+		buf = u.o.Encoder.Message(make([]byte, 0, len(buf)+len(buf)/8+256), m, isResend, time.Now())
+		tok := c.Publish(u.topicOf(m.Kind), 1, false, buf)
 		inflight[m.Seq] = pending{m, isResend}
 		if u.o.OnPublish != nil {
 			u.o.OnPublish(m, isResend)
