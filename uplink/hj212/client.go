@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/uplink/backlograte"
 )
 
 // Store is what the client needs of the buffer.
@@ -321,7 +322,7 @@ type session struct {
 	inflight                     map[uint64]*flight
 	byQN                         map[string][]*flight // oldest first
 	toAck                        []uint64             // written (acks off) or skipped, to acknowledge
-	bucket                       *bucket
+	bucket                       *backlograte.Limiter
 	failed                       map[uint64]bool // seqs that would not encode, logged once
 }
 
@@ -338,7 +339,7 @@ func (c *Client) session(ctx context.Context, conn net.Conn) error {
 		wg.Wait()
 	}()
 	s := &session{c: c, conn: conn, inflight: map[uint64]*flight{}, byQN: map[string][]*flight{},
-		bucket: newBucket(c.o.BacklogRate), failed: map[uint64]bool{}}
+		bucket: backlograte.New(c.o.BacklogRate), failed: map[uint64]bool{}}
 	s.liveFrom = c.o.Store.LastSeq() + 1 // everything below was there at connect: the backlog
 	s.liveNext, s.backNext = s.liveFrom, 1
 
@@ -368,8 +369,8 @@ func (c *Client) session(ctx context.Context, conn net.Conn) error {
 			now = closedTime
 		}
 		var refill <-chan time.Time
-		if !more && s.bucket.limited() && s.backNext < s.liveFrom && s.room() > 0 {
-			refill = time.After(s.bucket.wait())
+		if !more && s.bucket.Limited() && s.backNext < s.liveFrom && s.room() > 0 {
+			refill = time.After(s.bucket.Wait())
 		}
 		timer.Reset(s.nextDeadline())
 		select {
@@ -467,7 +468,7 @@ func (s *session) fill() (more bool, err error) {
 		}
 	}
 	for s.backNext < s.liveFrom && handled < maxBatch {
-		room := min(s.room(), maxBatch-handled, s.bucket.available())
+		room := min(s.room(), maxBatch-handled, s.bucket.Available())
 		if room <= 0 {
 			break
 		}
@@ -481,7 +482,7 @@ func (s *session) fill() (more bool, err error) {
 		}
 		for _, m := range ms {
 			s.backNext = m.Seq + 1
-			s.bucket.take()
+			s.bucket.Take()
 			if err := s.send(m, true); err != nil {
 				return false, err
 			}
@@ -702,42 +703,4 @@ func (s *session) heartbeat() error {
 	p := Packet{QN: QNAt(s.c.o.Now().In(s.c.o.Location)), ST: s.c.o.ST, CN: CNHeartbeat, PW: s.c.o.PW, MN: s.c.o.MN,
 		Flag: MakeFlag(s.c.enc.Version, false, false)}
 	return s.writePackets(p)
-}
-
-// bucket is a token bucket for the backlog rate.
-type bucket struct {
-	rate   float64
-	tokens float64
-	last   time.Time
-}
-
-func newBucket(rate float64) *bucket {
-	return &bucket{rate: rate, tokens: max(1, rate), last: time.Now()}
-}
-
-func (b *bucket) limited() bool { return b.rate > 0 }
-
-func (b *bucket) refill() {
-	now := time.Now()
-	b.tokens = min(max(1, b.rate), b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-}
-
-func (b *bucket) available() int {
-	if !b.limited() {
-		return maxBatch
-	}
-	b.refill()
-	return int(b.tokens)
-}
-
-func (b *bucket) take() {
-	if b.limited() {
-		b.refill()
-		b.tokens--
-	}
-}
-
-func (b *bucket) wait() time.Duration {
-	return max(time.Millisecond, time.Duration((1-b.tokens)/b.rate*float64(time.Second)))
 }

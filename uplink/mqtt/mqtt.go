@@ -26,6 +26,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/uplink/backlograte"
 	"github.com/hazwatch/edgecollector/uplink/jsonfmt"
 )
 
@@ -280,7 +281,7 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 	inflight := map[uint64]pending{}
 	awaiting := map[uint64]time.Time{} // platform-ack mode: published, waiting for the platform
 	var resend []uint64                // platform-ack timeouts to publish again
-	bucket := newBucket(u.o.BacklogRate)
+	bucket := backlograte.New(u.o.BacklogRate)
 	hb := time.NewTicker(u.o.Heartbeat)
 	defer hb.Stop()
 	ackCheck := time.NewTicker(max(time.Second, u.o.AckTimeout/4))
@@ -343,7 +344,7 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 		}
 		// Then the backlog and platform-ack timeouts, oldest first, at the
 		// configured rate.
-		for len(inflight) < u.o.Inflight && len(resend) > 0 && bucket.take() {
+		for len(inflight) < u.o.Inflight && len(resend) > 0 && bucket.Take() {
 			seq := resend[0]
 			resend = resend[1:]
 			if _, busy := inflight[seq]; busy {
@@ -354,7 +355,7 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 			}
 		}
 		for len(inflight) < u.o.Inflight && backNext < liveFrom {
-			n := min(u.o.Inflight-len(inflight), bucket.available())
+			n := min(u.o.Inflight-len(inflight), bucket.Available())
 			if n <= 0 {
 				break
 			}
@@ -369,7 +370,7 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 			for _, m := range ms {
 				if _, busy := inflight[m.Seq]; !busy {
 					if _, waiting := awaiting[m.Seq]; !waiting {
-						bucket.take()
+						bucket.Take()
 						publish(m, true)
 					}
 				}
@@ -384,8 +385,8 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 			return fmt.Errorf("read buffer: %w", err)
 		}
 		var refill <-chan time.Time
-		if bucket.limited() && (backNext < liveFrom || len(resend) > 0) && len(inflight) < u.o.Inflight {
-			refill = time.After(bucket.wait())
+		if bucket.Limited() && (backNext < liveFrom || len(resend) > 0) && len(inflight) < u.o.Inflight {
+			refill = time.After(bucket.Wait())
 		}
 		select {
 		case <-ctx.Done():
@@ -461,47 +462,4 @@ func mergeSorted(a, b []uint64) []uint64 {
 	out := append(append([]uint64(nil), a...), b...)
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
-}
-
-// bucket is a token bucket for the backlog rate.
-type bucket struct {
-	rate   float64
-	tokens float64
-	last   time.Time
-}
-
-func newBucket(rate float64) *bucket {
-	return &bucket{rate: rate, tokens: max(1, rate), last: time.Now()}
-}
-
-func (b *bucket) limited() bool { return b.rate > 0 }
-
-func (b *bucket) refill() {
-	now := time.Now()
-	b.tokens = min(max(1, b.rate), b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-}
-
-func (b *bucket) available() int {
-	if !b.limited() {
-		return 1 << 30
-	}
-	b.refill()
-	return int(b.tokens)
-}
-
-func (b *bucket) take() bool {
-	if !b.limited() {
-		return true
-	}
-	b.refill()
-	if b.tokens >= 1 {
-		b.tokens--
-		return true
-	}
-	return false
-}
-
-func (b *bucket) wait() time.Duration {
-	return max(time.Millisecond, time.Duration((1-b.tokens)/b.rate*float64(time.Second)))
 }
