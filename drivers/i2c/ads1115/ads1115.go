@@ -179,11 +179,7 @@ func (s *Source) Read(ctx context.Context, out []edge.Raw) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := min(len(out), len(s.channels))
-	if skip, err := s.backoff.Skip(); skip {
-		err = fmt.Errorf("%s: %w", s, err)
-		for i := range n {
-			out[i] = edge.Raw{Quality: edge.Stale, Err: err}
-		}
+	if s.backoff.SkipPoll(s, out[:n]) {
 		return
 	}
 	end := s.conn.Begin(ctx, s.opts.Timeout)

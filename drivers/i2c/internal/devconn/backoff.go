@@ -3,6 +3,8 @@ package devconn
 import (
 	"errors"
 	"fmt"
+
+	"github.com/hazwatch/edgecollector/edge"
 )
 
 // ErrBackingOff marks points not read because their device stopped
@@ -40,6 +42,20 @@ func (b *Backoff) Skip() (bool, error) {
 
 // Fail records a failed poll; it reports whether the device was answering
 // until now.
+// SkipPoll reports whether this poll is skipped because the device is
+// backing off; if so it fills out with stale readings naming who.
+func (b *Backoff) SkipPoll(who fmt.Stringer, out []edge.Raw) bool {
+	skip, err := b.Skip()
+	if !skip {
+		return false
+	}
+	err = fmt.Errorf("%s: %w", who, err)
+	for i := range out {
+		out[i] = edge.Raw{Quality: edge.Stale, Err: err}
+	}
+	return true
+}
+
 func (b *Backoff) Fail(err error) (first bool) {
 	first = !b.dead
 	b.dead, b.skipped, b.last = true, 0, err
