@@ -109,19 +109,19 @@ func TestConvert(t *testing.T) {
 		{21200, 0, SensorFault},   // 21.2 mA
 	}
 	for _, c := range cases {
-		v, q := gas.Convert(Raw{Value: Num(c.raw)}, false)
+		v, q := gas.Convert(&Raw{Value: Num(c.raw)}, false)
 		if q != c.wantQ || (q.HasValue() && v.Num != c.wantV) || (!q.HasValue() && !v.IsNull()) {
 			t.Errorf("raw %v: got %v %s, want %v %s", c.raw, v, q, c.wantV, c.wantQ)
 		}
 	}
 	temp := &PointConf{Scale: 0.1, Offset: -40}
-	if v, q := temp.Convert(Raw{Value: Num(655)}, false); q != Good || v.Num != 25.5 {
+	if v, q := temp.Convert(&Raw{Value: Num(655)}, false); q != Good || v.Num != 25.5 {
 		t.Errorf("scale/offset: %v %s", v, q)
 	}
-	if _, q := temp.Convert(Raw{Value: Num(655)}, true); q != SensorFault {
+	if _, q := temp.Convert(&Raw{Value: Num(655)}, true); q != SensorFault {
 		t.Errorf("stuck value: %s", q)
 	}
-	if v, q := temp.Convert(Raw{Quality: CommFault}, false); q != CommFault || !v.IsNull() {
+	if v, q := temp.Convert(&Raw{Quality: CommFault}, false); q != CommFault || !v.IsNull() {
 		t.Errorf("comm fault: %v %s", v, q)
 	}
 }

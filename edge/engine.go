@@ -139,8 +139,9 @@ func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) 
 	touched := map[int]bool{}
 	for k, i := range idx {
 		ps := e.points[i]
-		stuck := ps.stuck.stuck(&ps.conf, now, raw[k])
-		v, q := ps.conf.Convert(raw[k], stuck)
+		r := &raw[k]
+		stuck := ps.stuck.stuck(&ps.conf, now, r)
+		v, q := ps.conf.Convert(r, stuck)
 		events = append(events, ps.alarm.eval(&ps.conf, now, v, q)...)
 		ps.polled, ps.value, ps.quality, ps.updated = true, v, q, now
 		e.addStat(ps, now, v, q)
@@ -148,8 +149,8 @@ func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) 
 		if ps.filter.keep(&ps.conf, now, v, q, a) {
 			readings = append(readings, Reading{Point: ps.conf.Code, TS: now, Value: v, Unit: ps.conf.Unit, Quality: q, Alarm: a})
 		}
-		if raw[k].Err != nil && q != Good {
-			e.log.Debug("point without value", "point", ps.conf.Code, "quality", q, "err", raw[k].Err)
+		if r.Err != nil && q != Good {
+			e.log.Debug("point without value", "point", ps.conf.Code, "quality", q, "err", r.Err)
 		}
 		for _, il := range ps.byIL {
 			touched[il] = true

@@ -53,7 +53,7 @@ func (p *PointConf) mA(raw float64) float64 {
 
 // Convert turns a driver's raw value into the reading's value and quality.
 // stuck reports whether the value has not changed for StuckAfter.
-func (p *PointConf) Convert(r Raw, stuck bool) (Value, Quality) {
+func (p *PointConf) Convert(r *Raw, stuck bool) (Value, Quality) {
 	if r.Quality != Good {
 		return Value{}, r.Quality
 	}
@@ -139,7 +139,7 @@ type stuckTracker struct {
 	started bool
 }
 
-func (s *stuckTracker) stuck(p *PointConf, now time.Time, r Raw) bool {
+func (s *stuckTracker) stuck(p *PointConf, now time.Time, r *Raw) bool {
 	if p.StuckAfter <= 0 || r.Quality != Good || r.Value.Kind != Number {
 		s.started = false
 		return false

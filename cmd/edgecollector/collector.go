@@ -540,6 +540,7 @@ func (c *collector) run(ctx context.Context, extra ...func(context.Context) erro
 	if c.hj212 != nil {
 		goRun(&ups, upCtx, "hj212 uplink", c.hj212.Run)
 	}
+	goRun(&ups, upCtx, "status listener", c.serveStatus)
 	for i, f := range extra {
 		goRun(&ups, upCtx, fmt.Sprintf("service %d", i), f)
 	}

@@ -87,7 +87,7 @@ func cmdRead(ctx context.Context, args []string, stdout, stderr io.Writer, d dep
 	code = exitOK
 	for i, p := range pts {
 		pc := pointConf(p, dv)
-		v, q := pc.Convert(raw[i], false)
+		v, q := pc.Convert(&raw[i], false)
 		fmt.Fprintf(stdout, "%-16s %-24s %-14s %-12s raw=%s", p.Code, specs[i].String(), v.String()+" "+p.Unit, q, raw[i].Value)
 		if raw[i].Err != nil {
 			fmt.Fprintf(stdout, "  error: %v", raw[i].Err)

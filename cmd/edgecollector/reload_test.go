@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ func TestReloadAndReadProbe(t *testing.T) {
 	pl := startPlant(t)
 	broker := testpeer.Mosquitto(t, false)
 	dir := t.TempDir()
+	statusPort := testpeer.FreePort(t)
 	base := func(extraPoint string, hh float64) string {
 		return fmt.Sprintf(`gateway: {enterprise: "91320500TEST", code: GW-RL}
 buses: [{name: plc, type: modbus-tcp, address: %q}]
@@ -32,7 +35,8 @@ interlocks:
   - {name: ESD-1, when: {inputs: [{point: GT-1, level: HH}]}, actions: [{device: gas, table: coil, address: 0, value: 0}]}
 buffer: {dir: %q}
 uplink: {mqtt: {url: %q}}
-`, pl.addr, hh, extraPoint, filepath.Join(dir, "data"), broker.URL())
+status: {listen: ":%d"}
+`, pl.addr, hh, extraPoint, filepath.Join(dir, "data"), broker.URL(), statusPort)
 	}
 	cfg := writeFile(t, dir, "c.yaml", base("", 50))
 	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-RL/+", "platform-rl", false)
@@ -76,6 +80,23 @@ uplink: {mqtt: {url: %q}}
 	out, err = exec.Command(collectorBin, "read", "-c", cfg, "--device", "gas", "--table", "holding", "--address", "0", "--count", "3").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "holding 0: 600") || !strings.Contains(string(out), "holding 2: 30") {
 		t.Fatalf("raw read probe: %v\n%s", err, out)
+	}
+	// The read-only HTTP listener, on loopback: status and metrics.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", statusPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`edgecollector_interlock_tripped{interlock="ESD-1"} 1`, `edgecollector_point_good{point="GT-1"} 1`, "edgecollector_buffer_durable 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", statusPort)); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status: %v", err)
+	} else {
+		resp.Body.Close()
 	}
 	if err := coll.Stop(); err != nil {
 		t.Fatalf("collector did not stop cleanly: %v", err)

@@ -95,10 +95,8 @@ func (l *Line) Do(ctx context.Context, prio bool, unit byte, timeout time.Durati
 	}
 	defer l.lock.unlock()
 	l.slave(unit)
-	l.tmo(timeout)
-	rctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
-	defer cancel()
-	return fn(rctx, l.client)
+	l.tmo(timeout) // both transports bound every request by it
+	return fn(ctx, l.client)
 }
 
 // Close closes the connection or port. The line reopens it on next use.

@@ -82,7 +82,7 @@ func TestLoop(t *testing.T) {
 		if r.Quality != edge.Good || math.Abs(r.Value.Num-want.mA) > 0.001 {
 			t.Fatalf("input %d: raw %v %v %v, want %g mA", i, r.Value, r.Quality, r.Err, want.mA)
 		}
-		v, q := loop.Convert(r, false)
+		v, q := loop.Convert(&r, false)
 		t.Logf("input %d: raw %.4f mA -> %v %s", i, r.Value.Num, v, q)
 		if q != want.q {
 			t.Errorf("input %d: quality %s, want %s", i, q, want.q)
@@ -147,7 +147,7 @@ func TestNACK(t *testing.T) {
 		if r.Quality != edge.CommFault || r.Err == nil || !strings.Contains(r.Err.Error(), "0x4a") || !strings.Contains(r.Err.Error(), "reg 0x01") {
 			t.Fatalf("input %d: %v %v", i, r.Quality, r.Err)
 		}
-		if v, q := loop.Convert(r, false); q != edge.CommFault || !v.IsNull() {
+		if v, q := loop.Convert(&r, false); q != edge.CommFault || !v.IsNull() {
 			t.Errorf("converted: %v %s", v, q)
 		}
 	}

@@ -32,7 +32,7 @@ func Example() {
 	out := make([]edge.Raw, 2)
 	src.Read(context.Background(), out)
 	for i, r := range out {
-		v, q := lel.Convert(r, false)
+		v, q := lel.Convert(&r, false)
 		fmt.Printf("input %d: %v mA -> %v %%LEL (%s)\n", i, r.Value, v, q)
 	}
 }
