@@ -83,6 +83,10 @@ func ctl(t *testing.T, cfg string, args ...string) (string, error) {
 func TestInterlockWithBrokerDown(t *testing.T) {
 	pl := startPlant(t)
 	broker := testpeer.Mosquitto(t, true)
+	// The platform's persistent session exists before the outage, so the
+	// check cannot miss what the collector sends the moment the broker is
+	// back.
+	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-IL/+", "platform-il", true)
 	broker.Stop() // down before the collector starts, the whole time of the trip
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`gateway: {enterprise: "91320500TEST", code: GW-IL}
@@ -124,7 +128,6 @@ uplink: {mqtt: {url: %q, reconnect_min: 200ms, reconnect_max: 1s}}
 
 	// Now the platform comes back: the events of the outage arrive.
 	broker.Start()
-	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-IL/+", "platform-il", true)
 	sub.waitFor("the outage's alarm and interlock events", 20*time.Second, func(ms []received) bool {
 		return hasEvent(ms, "alarm", "raised", "GT-1") && hasEvent(ms, "interlock", "tripped", "ESD-1") &&
 			hasEvent(ms, "interlock", "action_verified", "ESD-1") && hasEvent(ms, "alarm", "acked", "GT-1")
