@@ -62,8 +62,9 @@ func subscribe(t *testing.T, url, filter, id string, persistent bool) *subscribe
 	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(!persistent).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
 		SetMaxReconnectInterval(time.Second).SetOrderMatters(true).SetResumeSubs(true)
+	subscribed := make(chan error, 1)
 	o.SetOnConnectHandler(func(c paho.Client) {
-		c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 			var body map[string]any
 			json.Unmarshal(m.Payload(), &body)
 			// Every message the collector publishes must validate against
@@ -76,11 +77,26 @@ func subscribe(t *testing.T, url, filter, id string, persistent bool) *subscribe
 				s.invalid = append(s.invalid, fmt.Sprintf("%s: %v\n%s", m.Topic(), verr, m.Payload()))
 			}
 			s.mu.Unlock()
-		}).Wait()
+		})
+		tok.Wait()
+		select {
+		case subscribed <- tok.Error():
+		default:
+		}
 	})
 	s.c = paho.NewClient(o)
 	if tok := s.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	// Return only once the broker has acknowledged the subscription: a test
+	// that stops the broker next must not lose it.
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("subscribe %s: %v", filter, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("subscribe %s: no SUBACK in 10 s", filter)
 	}
 	t.Cleanup(func() {
 		s.c.Disconnect(100)
