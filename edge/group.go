@@ -3,7 +3,9 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"math"
 	"time"
+	"unicode/utf8"
 )
 
 // GroupSource is one device's points in a poll group.
@@ -77,23 +79,91 @@ func (g *Group) Tick(ctx context.Context) {
 		readings = append(readings, rs...)
 		events = append(events, evs...)
 	}
+	var out []*Message
 	if len(events) > 0 {
-		g.Queue.Put(&Message{Kind: KindEvent, Created: events[0].TS, Events: events})
+		out = append(out, &Message{Kind: KindEvent, Created: events[0].TS, Events: events})
 	}
-	for _, m := range SplitReadings(readings, start, g.MaxMessageBytes) {
-		g.Queue.Put(m)
-	}
+	g.Queue.PutAll(append(out, SplitReadings(readings, start, g.MaxMessageBytes)...)...)
 	if g.OnTick != nil {
 		g.OnTick(time.Since(start))
 	}
 }
 
-// MaxReadingBytes is an upper bound of a reading's size in any uplink
-// format (JSON with every character escaped).
+// MaxReadingBytes bounds a reading's size in the JSON format
+// (docs/uplink-format.md), separator included: the strings as escaped, a
+// number at its longest (24 characters), the timestamp with its offset. It
+// is within a few bytes of the real size for the usual reading, so a tick
+// fills its messages. (HJ 212 packets are shorter and are split by their
+// own rule, PNUM/PNO.)
 func MaxReadingBytes(r *Reading) int {
-	n := 160 + 6*(len(r.Point)+len(r.Unit))
-	if r.Value.Kind == String {
-		n += 6 * len(r.Value.Str)
+	// {"point":,"ts":"2006-01-02T15:04:05.000+08:00","value":,"unit":,"quality":"","alarm":}
+	// and the comma before it
+	const fixed = 87
+	n := fixed + jsonStringBound(r.Point) + jsonStringBound(r.Unit) + len(r.Quality.String())
+	switch {
+	case !r.Quality.HasValue():
+		n += 4 // null
+	case r.Value.Kind == String:
+		n += jsonStringBound(r.Value.Str)
+	case r.Value.Kind == Bool:
+		n += 5
+	default:
+		n += numberBound(r.Value.Num)
+	}
+	if r.Alarm == NoLevel {
+		return n + 4 // null
+	}
+	return n + 2 + len(r.Alarm.String())
+}
+
+// numberBound is the most bytes f takes as a JSON number (shortest
+// round-trip decimal, as encoding/json writes it): exact for integers below
+// 1e15, at most 17 significant digits with sign and point up to 1e17, and
+// 25 (-0.0000012345678901234567) beyond.
+func numberBound(f float64) int {
+	a := math.Abs(f)
+	switch {
+	case a < 1e15 && a == math.Trunc(a):
+		n := 1
+		for u := uint64(a); u >= 10; u /= 10 {
+			n++
+		}
+		if f < 0 || math.Signbit(f) {
+			n++
+		}
+		return n
+	case a >= 1 && a < 1e17:
+		return 19
+	}
+	return 25
+}
+
+// jsonStringBound is the most bytes s takes as a JSON string, quotes
+// included: an escaped ASCII character takes 2 or 6, a byte that is not
+// valid UTF-8 becomes \ufffd (6), and U+2028/2029 are escaped (6).
+func jsonStringBound(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+			n += 6
+		} else {
+			n += size
+		}
+		i += size
 	}
 	return n
 }

@@ -32,8 +32,26 @@ func NewQueue(max int) *Queue {
 
 // Put adds m, dropping the oldest readings message (or, when the queue
 // holds only events, the oldest event) if the queue is full.
-func (q *Queue) Put(m *Message) {
+func (q *Queue) Put(m *Message) { q.PutAll(m) }
+
+// PutAll puts ms in order, waking the appender once: a tick's messages
+// reach the buffer in one append, under one sync.
+func (q *Queue) PutAll(ms ...*Message) {
+	if len(ms) == 0 {
+		return
+	}
 	q.mu.Lock()
+	for _, m := range ms {
+		q.put(m)
+	}
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) put(m *Message) {
 	if len(q.items) >= q.max {
 		victim := -1
 		for i, x := range q.items {
@@ -44,7 +62,6 @@ func (q *Queue) Put(m *Message) {
 		}
 		if victim < 0 && !m.Important() {
 			q.drop(m)
-			q.mu.Unlock()
 			return
 		}
 		if victim < 0 {
@@ -54,11 +71,6 @@ func (q *Queue) Put(m *Message) {
 		q.items = append(q.items[:victim], q.items[victim+1:]...)
 	}
 	q.items = append(q.items, m)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
 }
 
 func (q *Queue) drop(m *Message) {

@@ -248,6 +248,9 @@ func appendFloat(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
+	if out, ok := appendShortDecimal(dst, f); ok {
+		return out
+	}
 	abs := math.Abs(f)
 	fmt := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -263,6 +266,60 @@ func appendFloat(dst []byte, f float64) []byte {
 		}
 	}
 	return dst
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6}
+
+// appendShortDecimal is appendFloat's fast path for the values instruments
+// give: integers and decimals of up to 6 places below 1e15. It formats f as
+// m/10^k when that decimal reads back as f, which is then the shortest
+// decimal that does (any other within f's rounding interval is more than
+// one ulp away at 15 digits), so the output is strconv's, at a fraction of
+// the cost. It reports false for anything else.
+func appendShortDecimal(dst []byte, f float64) ([]byte, bool) {
+	if f == 0 {
+		if math.Signbit(f) {
+			return append(dst, '-', '0'), true
+		}
+		return append(dst, '0'), true
+	}
+	abs := math.Abs(f)
+	if abs < 1e-6 || abs >= 1e15 {
+		return dst, false
+	}
+	for k, p := range pow10 {
+		m := abs * p
+		if m >= 1e15 {
+			return dst, false
+		}
+		if m != math.Trunc(m) || m/p != abs {
+			continue
+		}
+		u := uint64(m)
+		for k > 0 && u%10 == 0 {
+			u /= 10
+			k--
+		}
+		if f < 0 {
+			dst = append(dst, '-')
+		}
+		if k == 0 {
+			return strconv.AppendUint(dst, u, 10), true
+		}
+		var digits [24]byte
+		d := strconv.AppendUint(digits[:0], u, 10)
+		if len(d) <= k {
+			dst = append(dst, '0', '.')
+			for i := len(d); i < k; i++ {
+				dst = append(dst, '0')
+			}
+			return append(dst, d...), true
+		}
+		dst = append(dst, d[:len(d)-k]...)
+		dst = append(dst, '.')
+		return append(dst, d[len(d)-k:]...), true
+	}
+	return dst, false
 }
 
 const hex = "0123456789abcdef"

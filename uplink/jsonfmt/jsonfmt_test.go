@@ -2,7 +2,10 @@ package jsonfmt
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +138,143 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("%q round-trips to %q, encoding/json to %q", s, out, want)
 		}
 	})
+}
+
+// refFloat is appendFloat's reference: encoding/json's rule, through strconv.
+func refFloat(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "null"
+	}
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+func TestAppendFloatFastPath(t *testing.T) {
+	vals := []float64{0, math.Copysign(0, -1), 0.5, -0.5, 12.5, 123.45, 0.1 + 0.2, 1.000001, 999999.999999,
+		1e-6, 1.5e-6, 4.2e14, 9.99e14, 1e15, 1e15 + 0.5, 2e15 + 1, 1 << 53, -(1 << 53) - 2, 65535, -32768, 4294967295,
+		20.123456, 20.1234567, 1.0 / 3, 2.0 / 3, 100.0 / 7, 0.000123, 7e-7, 99.99, -273.15, 101.325}
+	for i := 0; i < 100000; i++ {
+		// values as conversion makes them: counts times a scale, rounded
+		n := float64(int64(i*7919) % 200003)
+		vals = append(vals, n, n/10, n/100, n/1000, n*0.0625, (n-100000)/3, n*1e-5, n*1.7e9)
+	}
+	// random decimals of up to 17 digits and 0-8 places, parsed as a
+	// device's value would be
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200000; i++ {
+		digits := strconv.FormatUint(rnd.Uint64N(uint64(math.Pow10(1+rnd.IntN(17)))), 10)
+		places := rnd.IntN(9)
+		for len(digits) <= places {
+			digits = "0" + digits
+		}
+		s := digits[:len(digits)-places] + "." + digits[len(digits)-places:] + "0"
+		if rnd.IntN(2) == 0 {
+			s = "-" + s
+		}
+		f, _ := strconv.ParseFloat(s, 64)
+		vals = append(vals, f)
+	}
+	for _, f := range vals {
+		if got, want := string(appendFloat(nil, f)), refFloat(f); got != want {
+			t.Fatalf("%v: got %s, encoding/json %s", f, got, want)
+		}
+	}
+}
+
+func FuzzAppendFloat(f *testing.F) {
+	for _, v := range []float64{0, 12.5, -0.001, 1e15, 0.1 + 0.2, 123456.789012} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if got, want := string(appendFloat(nil, v)), refFloat(v); got != want {
+			t.Fatalf("%v: got %s, encoding/json %s", v, got, want)
+		}
+	})
+}
+
+// benchMessage is one rt message as the reference load makes it: 250
+// readings of one poll, values either register counts or scaled values.
+func benchMessage(scaled bool) *edge.Message {
+	m := &edge.Message{Seq: 1, Kind: edge.KindRT, Created: ts}
+	for i := 0; i < 250; i++ {
+		v := float64(i * 97 % 65536)
+		unit := ""
+		if scaled {
+			v, unit = v/100, "%LEL" // a decimal, as conversion rounds it
+		}
+		m.Readings = append(m.Readings, edge.Reading{Point: fmt.Sprintf("U1-R%03d", i), TS: ts, Value: edge.Num(v), Unit: unit, Quality: edge.Good})
+	}
+	return m
+}
+
+func BenchmarkMessage(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		scaled bool
+	}{{"counts", false}, {"scaled", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			m, e := benchMessage(c.scaled), enc()
+			var buf []byte
+			for b.Loop() {
+				buf = e.Message(buf[:0], m, false, ts)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(m.Readings)), "ns/reading")
+			b.SetBytes(int64(len(buf)))
+		})
+	}
+}
+
+// TestReadingBoundHolds checks edge.MaxReadingBytes, which splits a tick
+// into messages, against this encoder: never below the real size, and
+// close to it for ordinary readings, so that messages are filled.
+func TestReadingBoundHolds(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	strs := []string{"", "GT-101", "%LEL", "℃", "m³/h", "泵 \"A\"\n<run>&\t\\", "\x00\x1f\xff\xfe", "\u2028\u2029", strings.Repeat("<", 40)}
+	vals := []edge.Value{edge.Num(0), edge.Num(-0.0000012345678901234567), edge.Num(-1.2345678901234567e-308), edge.Num(-123456789012345678900),
+		edge.Num(math.MaxFloat64), edge.Num(12.5), edge.BoolValue(false), edge.Str("")}
+	for _, s := range strs {
+		vals = append(vals, edge.Str(s))
+	}
+	for _, loc := range []*time.Location{time.UTC, cst, time.FixedZone("", -(9*3600 + 30*60))} {
+		e := enc()
+		e.Location = loc
+		for i := 0; i < 100000; i++ {
+			v := vals[rnd.IntN(len(vals))]
+			switch rnd.IntN(4) {
+			case 0: // any float64
+				v = edge.Num(math.Float64frombits(rnd.Uint64()))
+			case 1: // an integer of 1 to 18 digits
+				v = edge.Num(float64(rnd.Int64N(int64(math.Pow10(1+rnd.IntN(18))))) * float64(1-2*rnd.IntN(2)))
+			case 2: // a decimal around 10^-8 to 10^18
+				v = edge.Num(rnd.NormFloat64() * math.Pow10(rnd.IntN(26)-8))
+			}
+			r := edge.Reading{Point: strs[rnd.IntN(len(strs))] + strconv.Itoa(i), TS: ts.Add(time.Duration(rnd.Int64N(1e15))),
+				Value: v, Unit: strs[rnd.IntN(len(strs))], Quality: edge.Quality(rnd.IntN(8)), Alarm: edge.Level(rnd.IntN(5))}
+			got := len(e.reading([]byte{','}, &r))
+			if bound := edge.MaxReadingBytes(&r); got > bound {
+				t.Fatalf("%+v encodes to %d bytes, bound %d", r, got, bound)
+			}
+		}
+	}
+	// The reference load's reading: the bound is within 25 % of the real size.
+	r := edge.Reading{Point: "U1-R001", TS: ts, Value: edge.Num(1234), Quality: edge.Good}
+	got, bound := len(enc().reading([]byte{','}, &r)), edge.MaxReadingBytes(&r)
+	if bound > got*5/4 {
+		t.Errorf("bound %d for a reading of %d bytes: messages would be split early", bound, got)
+	}
+	// A tick of 1,000 such readings fills two messages of at most 65,536 bytes.
+	rs := make([]edge.Reading, 1000)
+	for i := range rs {
+		rs[i] = edge.Reading{Point: fmt.Sprintf("U%d-R%03d", i/250+1, i%250), TS: ts, Value: edge.Num(65535), Quality: edge.Good, Alarm: edge.HH}
+	}
+	ms := edge.SplitReadings(rs, ts, 65536)
+	if len(ms) != 2 {
+		t.Errorf("1,000 readings in %d messages, want 2", len(ms))
+	}
+	for _, m := range ms {
+		m.Seq = math.MaxUint64
+		if n := len(enc().Message(nil, m, false, ts)); n > 65536 {
+			t.Errorf("a message of %d bytes", n)
+		}
+	}
 }
