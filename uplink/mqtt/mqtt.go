@@ -193,8 +193,9 @@ func errString(err error) string {
 }
 
 type pending struct {
-	m      *edge.Message
-	resend bool
+	m       *edge.Message
+	resend  bool
+	payload []byte
 }
 
 type completion struct {
@@ -286,14 +287,23 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 	defer hb.Stop()
 	ackCheck := time.NewTicker(max(time.Second, u.o.AckTimeout/4))
 	defer ackCheck.Stop()
-	var buf []byte
+	// paho keeps a payload until its PUBACK: each message in flight has its
+	// own buffer, and a confirmed message's buffer is reused. (One that
+	// failed is left to the collector: this client is done with anyway.)
+	var free [][]byte
+	last := 0
 
 	publish := func(m *edge.Message, isResend bool) {
-		// paho keeps the payload until the PUBACK: each message gets its
-		// own buffer, sized from the previous one.
-		buf = u.o.Encoder.Message(make([]byte, 0, len(buf)+len(buf)/8+256), m, isResend, time.Now())
+		var buf []byte
+		if n := len(free); n > 0 {
+			buf, free = free[n-1][:0], free[:n-1]
+		} else {
+			buf = make([]byte, 0, last+last/8+256)
+		}
+		buf = u.o.Encoder.Message(buf, m, isResend, time.Now())
+		last = len(buf)
 		tok := c.Publish(u.topicOf(m.Kind), 1, false, buf)
-		inflight[m.Seq] = pending{m, isResend}
+		inflight[m.Seq] = pending{m, isResend, buf}
 		if u.o.OnPublish != nil {
 			u.o.OnPublish(m, isResend)
 		}
@@ -404,6 +414,9 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 				// Not confirmed: it stays unacknowledged in the buffer and
 				// goes out again, on a new connection.
 				return fmt.Errorf("publish seq %d not confirmed: %w", r.seq, r.err)
+			}
+			if len(free) < u.o.Inflight && cap(p.payload) <= 4<<20 {
+				free = append(free, p.payload)
 			}
 			if u.o.PlatformAck {
 				awaiting[p.m.Seq] = time.Now()
