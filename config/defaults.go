@@ -21,6 +21,7 @@ const (
 	DefaultMemoryQueue     = 10000
 	DefaultQueue           = 1024
 	DefaultMaxMessageBytes = 65536
+	DefaultCommitInterval  = Duration(time.Second)
 	DefaultTopicPrefix     = "safety"
 	DefaultInflight        = 32
 	DefaultHeartbeat       = Duration(30 * time.Second)
@@ -145,6 +146,9 @@ func applyDefaults(c *Config) {
 	}
 	if b.Profile == "" {
 		b.Profile = "small"
+	}
+	if b.CommitInterval == nil {
+		b.CommitInterval = ptr(DefaultCommitInterval)
 	}
 	if m := c.Uplink.MQTT; m != nil {
 		if m.ClientID == "" {

@@ -263,6 +263,10 @@ type Buffer struct {
 	// MaxMessageBytes splits a tick's readings into several messages above
 	// this encoded size (default 65536).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// CommitInterval is the most time readings wait so that several ticks
+	// share one write and sync of the buffer (group commit); events never
+	// wait. 0 syncs every tick. Default 1s.
+	CommitInterval *Duration `yaml:"commit_interval"`
 	// Profile: small (about 40 MB RSS, for 32-bit and small gateways) or
 	// default (badger's own sizes). Default small.
 	Profile string `yaml:"profile"`

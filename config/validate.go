@@ -766,6 +766,9 @@ func (v *validator) buffer() {
 	if b.MaxMessageBytes < 1024 || b.MaxMessageBytes > 1<<20 {
 		v.at("buffer.max_message_bytes", "want 1024 to 1048576, got %d", b.MaxMessageBytes)
 	}
+	if ci := b.CommitInterval; ci != nil && (ci.D() < 0 || ci.D() > 10*time.Second) {
+		v.at("buffer.commit_interval", "want 0s (sync every tick) to 10s, got %s", *ci)
+	}
 	if b.Profile != "small" && b.Profile != "default" {
 		v.at("buffer.profile", "want small or default, got %q", b.Profile)
 	}

@@ -110,6 +110,23 @@ func (q *Queue) Take(n int) []*Message {
 	return out
 }
 
+// urgent reports whether the waiting messages should be appended now,
+// without waiting for a commit window: an event or a drop report is
+// waiting, or a full batch is.
+func (q *Queue) urgent(batch int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.drops.messages > 0 || len(q.items) >= batch {
+		return true
+	}
+	for _, m := range q.items {
+		if m.Important() {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of messages waiting.
 func (q *Queue) Len() int {
 	q.mu.Lock()
@@ -124,6 +141,13 @@ type Sink interface {
 
 // Appender moves messages from the queue into the buffer, several per
 // append, so one sync covers them.
+//
+// With a CommitInterval, readings wait in the queue up to that long so that
+// the ticks of that time share one append and one sync (group commit): the
+// sync, not the bytes, is most of what a durable append costs. Events (and
+// drop reports) never wait: they are appended at once with whatever is
+// queued before them. Readings not yet appended are not yet durable and not
+// yet sent; the interval bounds both.
 type Appender struct {
 	Queue  *Queue
 	Sink   Sink
@@ -132,8 +156,12 @@ type Appender struct {
 	OnAppend func(*Message, error)
 	// OnBatch is called once per append call, after it returned.
 	OnBatch func([]*Message, error)
-	// Batch is the most messages per append (default 64).
+	// Batch is the most messages per append (default 64); a full batch is
+	// appended without waiting for the commit window.
 	Batch int
+	// CommitInterval is the most time a readings message waits for others
+	// to share its sync (0: append on every wake-up).
+	CommitInterval time.Duration
 }
 
 // Run appends until ctx ends, then appends what is left in the queue.
@@ -167,13 +195,37 @@ func (a *Appender) Run(ctx context.Context) error {
 			}
 		}
 	}
+	var window *time.Timer
+	if a.CommitInterval > 0 {
+		window = time.NewTimer(a.CommitInterval)
+		window.Stop()
+		defer window.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			flush(context.Background())
 			return nil
 		case <-a.Queue.Ready():
-			flush(ctx)
 		}
+		if window != nil && !a.Queue.urgent(a.Batch) {
+			window.Reset(a.CommitInterval)
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					flush(context.Background())
+					return nil
+				case <-window.C:
+					break wait
+				case <-a.Queue.Ready():
+					if a.Queue.urgent(a.Batch) {
+						window.Stop()
+						break wait
+					}
+				}
+			}
+		}
+		flush(ctx)
 	}
 }

@@ -532,7 +532,7 @@ func (c *collector) run(ctx context.Context, extra ...func(context.Context) erro
 		if c.onAppend != nil {
 			c.onAppend(m, err)
 		}
-	}, OnBatch: c.onAppendBatch}
+	}, OnBatch: c.onAppendBatch, CommitInterval: commitInterval(c.cfg)}
 	goRun(&appends, appendCtx, "appender", app.Run)
 	if c.mqtt != nil {
 		goRun(&ups, upCtx, "mqtt uplink", c.mqtt.Run)
@@ -603,4 +603,12 @@ func (c *collector) close() {
 			c.log.Error("closing the buffer", "err", err)
 		}
 	}
+}
+
+// commitInterval is the appender's group-commit window (0 when unset).
+func commitInterval(cfg *config.Config) time.Duration {
+	if p := cfg.Buffer.CommitInterval; p != nil {
+		return p.D()
+	}
+	return 0
 }
