@@ -128,7 +128,13 @@ func (e *Engine) Code(i int) string { return e.points[i].conf.Code }
 // at now. It runs alarms and interlocks, writes any interlock outputs, and
 // returns the readings to report and the events raised.
 func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
-	readings := make([]Reading, 0, len(idx))
+	return e.AppendTick(ctx, make([]Reading, 0, len(idx)), now, idx, raw)
+}
+
+// AppendTick is Tick appending the readings to dst (a poll group collects a
+// tick's sources in one slice, without a copy).
+func (e *Engine) AppendTick(ctx context.Context, dst []Reading, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
+	readings := dst
 	var events []Event
 	type trip struct {
 		name string
@@ -136,7 +142,7 @@ func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) 
 	}
 	var trips []trip
 	e.mu.Lock()
-	touched := map[int]bool{}
+	var touched map[int]bool
 	for k, i := range idx {
 		ps := e.points[i]
 		r := &raw[k]
@@ -153,6 +159,9 @@ func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) 
 			e.log.Debug("point without value", "point", ps.conf.Code, "quality", q, "err", r.Err)
 		}
 		for _, il := range ps.byIL {
+			if touched == nil {
+				touched = map[int]bool{}
+			}
 			touched[il] = true
 		}
 	}

@@ -75,8 +75,8 @@ func (g *Group) Tick(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // a cancelled read is no reading
 		}
-		rs, evs := g.Engine.Tick(ctx, time.Now(), s.Points, raw)
-		readings = append(readings, rs...)
+		var evs []Event
+		readings, evs = g.Engine.AppendTick(ctx, readings, time.Now(), s.Points, raw)
 		events = append(events, evs...)
 	}
 	var out []*Message
