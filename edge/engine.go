@@ -126,14 +126,9 @@ func (e *Engine) Code(i int) string { return e.points[i].conf.Code }
 
 // Tick processes one poll of the points at idx (raw[k] for idx[k]) taken
 // at now. It runs alarms and interlocks, writes any interlock outputs, and
-// returns the readings to report and the events raised.
-func (e *Engine) Tick(ctx context.Context, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
-	return e.AppendTick(ctx, make([]Reading, 0, len(idx)), now, idx, raw)
-}
-
-// AppendTick is Tick appending the readings to dst (a poll group collects a
-// tick's sources in one slice, without a copy).
-func (e *Engine) AppendTick(ctx context.Context, dst []Reading, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
+// returns the readings to report appended to dst (a poll group collects a
+// tick's sources in one slice) and the events raised.
+func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
 	readings := dst
 	var events []Event
 	type trip struct {

@@ -76,7 +76,7 @@ func (g *Group) Tick(ctx context.Context) {
 			return // a cancelled read is no reading
 		}
 		var evs []Event
-		readings, evs = g.Engine.AppendTick(ctx, readings, time.Now(), s.Points, raw)
+		readings, evs = g.Engine.Tick(ctx, readings, time.Now(), s.Points, raw)
 		events = append(events, evs...)
 	}
 	var out []*Message

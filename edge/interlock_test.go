@@ -93,11 +93,11 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 	t.Run("fail-safe: faulted votes trip, one more HH trips", func(t *testing.T) {
 		out := &fakeOutput{coils: map[uint16]float64{0: 1}}
 		e, _ := newESD(t, false, out, "")
-		_, evs := e.Tick(ctx, time.Now(), all, raws(5, CommFault, 5))
+		_, evs := e.Tick(ctx, nil, time.Now(), all, raws(5, CommFault, 5))
 		if len(states(evs)) != 0 || out.writes != 0 {
 			t.Fatalf("one faulted detector alone tripped 2oo3: %v", states(evs))
 		}
-		_, evs = e.Tick(ctx, time.Now(), all, raws(60, CommFault, 5))
+		_, evs = e.Tick(ctx, nil, time.Now(), all, raws(60, CommFault, 5))
 		if got := states(evs); len(got) != 2 || got[0] != StateTripped || got[1] != StateActionVerified {
 			t.Fatalf("faulted + one HH: interlock events %v, want tripped, action_verified", got)
 		}
@@ -108,11 +108,11 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 	t.Run("hold: faulted votes no trip", func(t *testing.T) {
 		out := &fakeOutput{coils: map[uint16]float64{0: 1}}
 		e, _ := newESD(t, true, out, "")
-		_, evs := e.Tick(ctx, time.Now(), all, raws(60, CommFault, 5))
+		_, evs := e.Tick(ctx, nil, time.Now(), all, raws(60, CommFault, 5))
 		if len(states(evs)) != 0 || out.writes != 0 {
 			t.Fatalf("hold mode tripped on one HH and one fault: %v", states(evs))
 		}
-		_, evs = e.Tick(ctx, time.Now(), all, raws(60, CommFault, 55))
+		_, evs = e.Tick(ctx, nil, time.Now(), all, raws(60, CommFault, 55))
 		if got := states(evs); len(got) == 0 || got[0] != StateTripped {
 			t.Fatalf("two HH with one faulted: %v, want tripped", got)
 		}
@@ -120,7 +120,7 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 	t.Run("not yet polled does not vote", func(t *testing.T) {
 		out := &fakeOutput{coils: map[uint16]float64{}}
 		e, _ := newESD(t, false, out, "")
-		_, evs := e.Tick(ctx, time.Now(), []int{0}, raws(60))
+		_, evs := e.Tick(ctx, nil, time.Now(), []int{0}, raws(60))
 		if len(states(evs)) != 0 {
 			t.Fatalf("unpolled detectors voted: %v", states(evs))
 		}
@@ -133,14 +133,14 @@ func TestLatchResetBypassRestore(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "interlocks.json")
 	out := &fakeOutput{coils: map[uint16]float64{0: 1}}
 	e, emitted := newESD(t, false, out, state)
-	e.Tick(ctx, time.Now(), all, raws(60, 60, 5))
+	e.Tick(ctx, nil, time.Now(), all, raws(60, 60, 5))
 	if out.coils[0] != 0 {
 		t.Fatal("not tripped")
 	}
 	if err := e.Reset(ctx, "ESD", "test"); err == nil {
 		t.Fatal("reset accepted while two detectors are still at HH")
 	}
-	_, evs := e.Tick(ctx, time.Now(), all, raws(5, 5, 5))
+	_, evs := e.Tick(ctx, nil, time.Now(), all, raws(5, 5, 5))
 	if len(states(evs)) != 0 {
 		t.Fatalf("latched interlock reset itself: %v", states(evs))
 	}
@@ -163,7 +163,7 @@ func TestLatchResetBypassRestore(t *testing.T) {
 	if err := e2.Bypass("ESD", time.Hour, "test"); err != nil {
 		t.Fatal(err)
 	}
-	_, evs = e2.Tick(ctx, time.Now(), all, raws(60, 60, 60))
+	_, evs = e2.Tick(ctx, nil, time.Now(), all, raws(60, 60, 60))
 	if len(states(evs)) != 0 {
 		t.Fatalf("bypassed interlock tripped: %v", states(evs))
 	}
@@ -172,7 +172,7 @@ func TestLatchResetBypassRestore(t *testing.T) {
 	if got := states(*emitted3); len(got) != 1 || got[0] != StateBypassExpired {
 		t.Fatalf("restart during a bypass: %v, want bypass_expired", got)
 	}
-	_, evs = e3.Tick(ctx, time.Now(), all, raws(60, 60, 60))
+	_, evs = e3.Tick(ctx, nil, time.Now(), all, raws(60, 60, 60))
 	if got := states(evs); len(got) == 0 || got[0] != StateTripped {
 		t.Fatalf("after the bypass ended by restart: %v, want tripped", got)
 	}

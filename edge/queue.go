@@ -195,7 +195,10 @@ func (a *Appender) Run(ctx context.Context) error {
 			}
 		}
 	}
+	// window runs while queued readings wait for others to share their
+	// sync; windowC is nil when it does not.
 	var window *time.Timer
+	var windowC <-chan time.Time
 	if a.CommitInterval > 0 {
 		window = time.NewTimer(a.CommitInterval)
 		window.Stop()
@@ -206,24 +209,19 @@ func (a *Appender) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			flush(context.Background())
 			return nil
+		case <-windowC:
+			windowC = nil
 		case <-a.Queue.Ready():
-		}
-		if window != nil && !a.Queue.urgent(a.Batch) {
-			window.Reset(a.CommitInterval)
-		wait:
-			for {
-				select {
-				case <-ctx.Done():
-					flush(context.Background())
-					return nil
-				case <-window.C:
-					break wait
-				case <-a.Queue.Ready():
-					if a.Queue.urgent(a.Batch) {
-						window.Stop()
-						break wait
-					}
+			if window != nil && !a.Queue.urgent(a.Batch) {
+				if windowC == nil {
+					window.Reset(a.CommitInterval)
+					windowC = window.C
 				}
+				continue
+			}
+			if windowC != nil {
+				window.Stop()
+				windowC = nil
 			}
 		}
 		flush(ctx)

@@ -32,7 +32,7 @@ func TestReportModes(t *testing.T) {
 		{15, 50.3, false, false}, // within the deadband, alarm unchanged
 	}
 	for _, s := range steps {
-		rs, evs := e.Tick(context.Background(), t0.Add(s.at*time.Second), []int{0, 1}, raws(s.v, s.v))
+		rs, evs := e.Tick(context.Background(), nil, t0.Add(s.at*time.Second), []int{0, 1}, raws(s.v, s.v))
 		gotA, gotB := false, false
 		for _, r := range rs {
 			gotA = gotA || r.Point == "A"
@@ -56,8 +56,8 @@ func TestReportModes(t *testing.T) {
 	// of its last report, the alarm is raised, and the alarm change forces
 	// the reading out.
 	e2, _ := NewEngine(EngineOpts{Points: []PointConf{{Code: "C", Scale: 1, OnChange: true, Deadband: 5, MaxInterval: time.Hour, Alarms: &Limits{H: f(50)}}}})
-	e2.Tick(context.Background(), t0, []int{0}, raws(48.0))
-	rs, evs := e2.Tick(context.Background(), t0.Add(time.Second), []int{0}, raws(50.5))
+	e2.Tick(context.Background(), nil, t0, []int{0}, raws(48.0))
+	rs, evs := e2.Tick(context.Background(), nil, t0.Add(time.Second), []int{0}, raws(50.5))
 	if len(evs) != 1 || evs[0].State != StateRaised {
 		t.Fatalf("alarm not evaluated on a poll inside the deadband: %+v", evs)
 	}

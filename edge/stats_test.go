@@ -21,7 +21,7 @@ func TestStatsFromEveryPoll(t *testing.T) {
 	reported := 0
 	for _, v := range []any{10, 20, 30, CommFault, 40} {
 		now = now.Add(2 * time.Second)
-		rs, _ := e.Tick(context.Background(), now, []int{0}, raws(v))
+		rs, _ := e.Tick(context.Background(), nil, now, []int{0}, raws(v))
 		reported += len(rs)
 	}
 	// Deadband 100: only the first poll and the two quality changes are
