@@ -86,6 +86,22 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrWrongFunction is an answer whose function code is neither the
+// request's nor its exception (fc|0x80): a stray or foreign frame, not an
+// exception of the slave.
+var ErrWrongFunction = errors.New("answer has the wrong function code")
+
+// answerError checks that an exception in err answers function code fc.
+// grid-x reports any answer with another function code as an exception
+// whose "code" is the answer's first data byte; only fc|0x80 is one.
+func answerError(err error, fc byte) error {
+	var me *gmodbus.Error
+	if errors.As(err, &me) && me.FunctionCode != fc|0x80 {
+		return fmt.Errorf("%w: 0x%02x to a request of 0x%02x", ErrWrongFunction, me.FunctionCode, fc)
+	}
+	return err
+}
+
 // Exception returns the Modbus exception code in err, if it is one.
 func Exception(err error) (byte, bool) {
 	var me *gmodbus.Error
@@ -244,7 +260,7 @@ func (d *Device) read(ctx context.Context, prio bool, t Table, addr, count uint1
 			default:
 				e = fmt.Errorf("table %s cannot be read", t)
 			}
-			return e
+			return answerError(e, t.Function())
 		})
 		if err == nil {
 			if want := expectedBytes(t, count); len(data) != want {
@@ -285,7 +301,7 @@ func (d *Device) write(ctx context.Context, table edge.OutputTable, addr uint16,
 	for n < d.opts.Retries+1 {
 		n++
 		err = d.line.Do(ctx, true, d.opts.Unit, d.opts.Timeout, func(ctx context.Context, c gmodbus.Client) error {
-			return writeValues(ctx, c, table, addr, values)
+			return answerError(writeValues(ctx, c, table, addr, values), writeFunction(table, len(values)))
 		})
 		if err == nil {
 			return nil
@@ -295,6 +311,19 @@ func (d *Device) write(ctx context.Context, table edge.OutputTable, addr uint16,
 		}
 	}
 	return &Error{Bus: d.line.Name(), Unit: d.opts.Unit, Op: op, Address: addr, Count: uint16(len(values)), Err: err, Attempts: n}
+}
+
+// writeFunction is the function code writeValues uses.
+func writeFunction(table edge.OutputTable, n int) byte {
+	switch {
+	case table == edge.OutputCoil && n == 1:
+		return 5
+	case table == edge.OutputCoil:
+		return 15
+	case n == 1:
+		return 6
+	}
+	return 16
 }
 
 func writeValues(ctx context.Context, c gmodbus.Client, table edge.OutputTable, addr uint16, values []float64) error {

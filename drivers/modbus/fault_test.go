@@ -172,6 +172,27 @@ type relay struct {
 	slaveEnd, masterEnd *os.File
 	mode                atomic.Int32 // 0 pass, 1 flip a byte of the next answer, 2 garbage before the next answer
 	wg                  sync.WaitGroup
+
+	mu     sync.Mutex
+	delays []time.Duration // holds the next answers back this long each, in turn
+}
+
+// delayNext holds the next answers back, one delay per answer.
+func (r *relay) delayNext(d ...time.Duration) {
+	r.mu.Lock()
+	r.delays = append(r.delays, d...)
+	r.mu.Unlock()
+}
+
+func (r *relay) nextDelay() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.delays) == 0 {
+		return 0
+	}
+	d := r.delays[0]
+	r.delays = r.delays[1:]
+	return d
 }
 
 const (
@@ -203,6 +224,9 @@ func newRelay(t *testing.T) (r *relay, slaveTTY, masterTTY string) {
 				return
 			}
 			b := append([]byte(nil), buf[:n]...)
+			if d := r.nextDelay(); d > 0 {
+				time.Sleep(d)
+			}
 			switch r.mode.Swap(passThrough) {
 			case corruptNext:
 				b[len(b)-1] ^= 0x5A

@@ -59,7 +59,14 @@ func NewLine(opts LineOpts) (*Line, error) {
 		h.IdleTimeout = 5 * time.Minute
 		l.client = gmodbus.NewClient(h)
 		l.slave = h.SetSlave
-		l.tmo = func(d time.Duration) { h.Timeout = d }
+		l.tmo = func(d time.Duration) {
+			// A late answer to a timed-out request arrives before the
+			// answer to the next one: grid-x skips it (its transaction id
+			// is older) instead of reporting a mismatch, within this bound.
+			// It is the request's own timeout, so a peer that only ever
+			// sends foreign transaction ids cannot hold the line longer.
+			h.Timeout, h.ProtocolRecoveryTimeout = d, d
+		}
 		l.close = h.Close
 	case opts.Device != "" && opts.Address == "":
 		t, err := newRTUTransport(opts)

@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -22,6 +23,9 @@ type rtuTransport struct {
 	timeout time.Duration // per request, set under the line lock
 	gap     time.Duration // silence after each frame
 	last    time.Time     // end of the last frame
+	// owed is a request whose answer may still arrive until owedUntil.
+	owed      []byte
+	owedUntil time.Time
 }
 
 // ErrTimeout is a request that got no (complete) answer in time.
@@ -92,6 +96,9 @@ func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
 		}
 	}
 	defer func() { t.last = time.Now() }()
+	if err := t.settleOwed(ctx, adu); err != nil {
+		return nil, err
+	}
 	// Whatever is waiting now is noise or a late answer to an earlier
 	// request: drop it so it cannot pass for this request's answer.
 	if err := t.port.ResetInputBuffer(); err != nil {
@@ -106,6 +113,58 @@ func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	ans, err := t.readAnswer(adu, deadline)
+	switch {
+	case errors.Is(err, ErrTimeout):
+		// The slave may still answer, after the next request went out.
+		t.owe(adu)
+	case err == nil && t.owed != nil && bytes.Equal(t.owed, adu):
+		// A retry of a timed-out request: what was read may have been the
+		// late answer to the first try, and this try's answer may follow.
+		t.owe(adu)
+	}
+	return ans, err
+}
+
+// owe records that an answer to adu may still arrive within one timeout.
+func (t *rtuTransport) owe(adu []byte) {
+	t.owed = append(t.owed[:0], adu...)
+	t.owedUntil = time.Now().Add(t.timeout)
+}
+
+// settleOwed keeps a late answer from passing for the answer to adu. RTU
+// frames carry no transaction id: a late answer of the same unit and length
+// would be taken for the next request's answer (another block's values).
+// Before a different request to the unit that owes an answer, the line is
+// read until that answer has arrived (and is dropped) or its time is up. A
+// retry of the same request needs no wait: the late answer answers it too.
+// Other units' frames are told apart by the unit id.
+func (t *rtuTransport) settleOwed(ctx context.Context, adu []byte) error {
+	if t.owed == nil {
+		return nil
+	}
+	if !time.Now().Before(t.owedUntil) {
+		t.owed = nil
+		return nil
+	}
+	if bytes.Equal(t.owed, adu) || t.owed[0] != adu[0] {
+		return nil
+	}
+	deadline := t.owedUntil
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	owed := t.owed
+	t.owed = nil
+	if _, err := t.readAnswer(owed, deadline); err != nil && !errors.Is(err, ErrTimeout) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// readAnswer reads until a complete answer to adu is on the line or the
+// deadline passes.
+func (t *rtuTransport) readAnswer(adu []byte, deadline time.Time) ([]byte, error) {
 	buf := make([]byte, 0, 512)
 	chunk := make([]byte, 256)
 	for {
