@@ -10,6 +10,7 @@ const (
 	DefaultBaud            = 9600
 	DefaultTimeout         = Duration(time.Second)
 	DefaultRetries         = 1
+	DefaultReadbackEvery   = 10 * time.Second
 	DefaultMaxGap          = 10
 	DefaultProbeEvery      = 10
 	DefaultInterval        = Duration(time.Second)
@@ -110,6 +111,9 @@ func applyDefaults(c *Config) {
 		}
 		if il.Latch == nil {
 			il.Latch = ptr(true)
+		}
+		if il.ReadbackEvery == 0 {
+			il.ReadbackEvery = Duration(DefaultReadbackEvery)
 		}
 		for _, outs := range [][]Output{il.Actions, il.OnReset} {
 			for j := range outs {

@@ -221,6 +221,9 @@ type Interlock struct {
 	// OnReset: outputs written by a manual reset (none by default: a reset
 	// never re-opens a valve unless told to).
 	OnReset []Output `yaml:"on_reset"`
+	// ReadbackEvery: while tripped, the outputs are read back this often
+	// and re-asserted when changed (default 10s).
+	ReadbackEvery Duration `yaml:"readback_every"`
 }
 
 // Condition is a vote over inputs.
@@ -246,6 +249,42 @@ type Output struct {
 	Value   *float64 `yaml:"value"`   // coil: 0 or 1
 	Verify  *bool    `yaml:"verify"`  // read back after writing, default true
 	Retries *int     `yaml:"retries"` // default 2
+	// Feedback: a point (a valve's limit switch) that must reach Value
+	// within the valve's travel time: the proof that the plant moved.
+	Feedback *Feedback `yaml:"feedback"`
+}
+
+// Feedback is an interlock action's proof from the plant.
+type Feedback struct {
+	Point  string    `yaml:"point"`
+	Value  SafeValue `yaml:"value"` // true/false or a number
+	Within Duration  `yaml:"within"`
+}
+
+// SafeValue is a value a point reads in the safe state: true, false or a
+// number (false is 0, true is 1).
+type SafeValue struct {
+	Num float64
+	Set bool
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (v *SafeValue) UnmarshalYAML(n *yaml.Node) error {
+	var b bool
+	if n.Tag == "!!bool" && n.Decode(&b) == nil {
+		*v = SafeValue{Set: true}
+		if b {
+			v.Num = 1
+		}
+		return nil
+	}
+	var f float64
+	if (n.Tag == "!!int" || n.Tag == "!!float") && n.Decode(&f) == nil {
+		*v = SafeValue{Num: f, Set: true}
+		return nil
+	}
+	v.Set = true // present, if wrong: the error says so, not "required"
+	return fmt.Errorf("want true, false or a number, got %q", n.Value)
 }
 
 // Buffer configures the store-and-forward buffer.

@@ -688,9 +688,29 @@ func (v *validator) interlock(i int, buses map[string]*Bus, devices map[string]*
 	}
 	for j := range il.Actions {
 		v.output(fmt.Sprintf("%s.actions[%d]", p, j), &il.Actions[j], buses, devices)
+		if fb := il.Actions[j].Feedback; fb != nil {
+			v.feedback(fmt.Sprintf("%s.actions[%d].feedback", p, j), fb, points)
+		}
+	}
+	if d := il.ReadbackEvery.D(); d < time.Second || d > 10*time.Minute {
+		v.at(p+".readback_every", "want 1s to 10m, got %s", il.ReadbackEvery)
 	}
 	for j := range il.OnReset {
 		v.output(fmt.Sprintf("%s.on_reset[%d]", p, j), &il.OnReset[j], buses, devices)
+	}
+}
+
+func (v *validator) feedback(p string, fb *Feedback, points map[string]*Point) {
+	if fb.Point == "" {
+		v.at(p+".point", "required: name the point that proves the plant moved (a valve's limit switch), e.g. point: XV-1101-ZSC")
+	} else if points[fb.Point] == nil {
+		v.at(p+".point", "no point %q; feedback must name a configured point", fb.Point)
+	}
+	if !fb.Value.Set {
+		v.at(p+".value", "required: the value the feedback point reads in the safe state, e.g. value: false")
+	}
+	if d := fb.Within.D(); d <= 0 || d > 10*time.Minute {
+		v.at(p+".within", "want the valve's travel time, more than 0 and at most 10m (e.g. within: 15s), got %s", fb.Within)
 	}
 }
 

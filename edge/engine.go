@@ -2,12 +2,9 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -20,13 +17,17 @@ type EngineOpts struct {
 	// Emit receives events raised outside poll ticks: resets, alarm
 	// acknowledgements, bypasses and their expiry.
 	Emit func(*Message)
-	// StateFile keeps latched and bypassed interlocks across restarts.
-	StateFile string
-	// NoRestore skips reading StateFile: a reload adopts the running
+	// Latches keeps latched and bypassed interlocks across restarts (nil:
+	// not kept). It is saved from Run's goroutine, never from a tick.
+	Latches LatchStore
+	// NoRestore skips loading Latches: a reload adopts the running
 	// engine's state instead.
 	NoRestore bool
 	Now       func() time.Time
-	Logger    *slog.Logger
+	// Since is the monotonic time since start (default: time.Since of the
+	// engine's creation); with Now it tells a wall-clock step.
+	Since  func() time.Duration
+	Logger *slog.Logger
 	// Stats turns on minute and hour statistics (HJ 212 2051/2061), emitted
 	// as stat messages; Location is the time zone of their boundaries.
 	Stats    bool
@@ -42,8 +43,9 @@ type pointState struct {
 	value   Value
 	quality Quality
 	updated time.Time
-	byIL    []int      // interlocks with this point as input
-	stats   [2]statAcc // minute, hour
+	byIL    []int         // interlocks with this point as input
+	stats   [2]statAcc    // minute, hour
+	watch   []*supervisor // actions with this point as feedback
 }
 
 // Engine holds the state of every point and interlock. Poll groups hand it
@@ -59,8 +61,17 @@ type Engine struct {
 	ilIdx  map[string]int
 	wake   chan struct{}
 	loc    *time.Location
-	// pending holds closed minute and hour statistics not yet emitted.
+	// pending holds closed minute and hour statistics not yet emitted;
+	// emitted is the start of the last period emitted, so a clock step
+	// back never emits a period twice.
 	pending [2][]Stat
+	emitted [2]time.Time
+	// saves hands latch snapshots to Run's saver (room for one).
+	saves chan LatchState
+	sups  []*supervisor
+	// byDevice lists the supervisors of actions on each device: a good
+	// poll of the device retries their failed writes at once.
+	byDevice map[string][]*supervisor
 }
 
 // NewEngine builds the engine and restores latched interlocks.
@@ -77,8 +88,12 @@ func NewEngine(opts EngineOpts) (*Engine, error) {
 	if opts.Location == nil {
 		opts.Location = time.Local
 	}
+	if opts.Since == nil {
+		start := time.Now()
+		opts.Since = func() time.Duration { return time.Since(start) }
+	}
 	e := &Engine{opts: opts, log: opts.Logger.With("component", "engine"), index: map[string]int{}, ilIdx: map[string]int{},
-		wake: make(chan struct{}, 1), loc: opts.Location}
+		wake: make(chan struct{}, 1), loc: opts.Location, saves: make(chan LatchState, 1), byDevice: map[string][]*supervisor{}}
 	for _, p := range opts.Points {
 		if _, dup := e.index[p.Code]; dup {
 			return nil, fmt.Errorf("point %q defined twice", p.Code)
@@ -104,6 +119,26 @@ func NewEngine(opts EngineOpts) (*Engine, error) {
 				return nil, fmt.Errorf("interlock %q: no writer for device %q", c.Name, a.Device)
 			}
 		}
+		if il.conf.ReadbackEvery <= 0 {
+			il.conf.ReadbackEvery = DefaultReadbackEvery
+		}
+		for _, a := range c.Actions {
+			sup := &supervisor{e: e, il: il, a: a, fb: -1, wake: make(chan struct{}, 1)}
+			if fc := a.Feedback; fc != nil {
+				pi, ok := e.index[fc.Point]
+				if !ok {
+					return nil, fmt.Errorf("interlock %q: feedback point %q is not configured", c.Name, fc.Point)
+				}
+				if fc.Within <= 0 {
+					return nil, fmt.Errorf("interlock %q: feedback %q needs a travel time (within)", c.Name, fc.Point)
+				}
+				sup.fb = pi
+				e.points[pi].watch = append(e.points[pi].watch, sup)
+			}
+			il.sups = append(il.sups, sup)
+			e.sups = append(e.sups, sup)
+			e.byDevice[a.Device] = append(e.byDevice[a.Device], sup)
+		}
 		e.ilIdx[c.Name] = k
 		e.ils = append(e.ils, il)
 	}
@@ -125,17 +160,14 @@ func (e *Engine) Index(code string) int {
 func (e *Engine) Code(i int) string { return e.points[i].conf.Code }
 
 // Tick processes one poll of the points at idx (raw[k] for idx[k]) taken
-// at now. It runs alarms and interlocks, writes any interlock outputs, and
-// returns the readings to report appended to dst (a poll group collects a
-// tick's sources in one slice) and the events raised.
+// at now. It runs alarms and interlocks, writes the outputs of interlocks
+// that trip (their supervisors take over from there), and returns the
+// readings to report appended to dst (a poll group collects a tick's
+// sources in one slice) and the events raised.
 func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []int, raw []Raw) ([]Reading, []Event) {
 	readings := dst
 	var events []Event
-	type trip struct {
-		name string
-		acts []ActionConf
-	}
-	var trips []trip
+	var trips, resets []*interlock
 	e.mu.Lock()
 	var touched map[int]bool
 	for k, i := range idx {
@@ -153,6 +185,12 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 		if r.Err != nil && q != Good {
 			e.log.Debug("point without value", "point", ps.conf.Code, "quality", q, "err", r.Err)
 		}
+		for _, s := range ps.watch {
+			s.poke()
+		}
+		if r.Quality == Good {
+			e.deviceAnswers(ps.conf.Device, now)
+		}
 		for _, il := range ps.byIL {
 			if touched == nil {
 				touched = map[int]bool{}
@@ -168,16 +206,47 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 	for _, k := range ils {
 		evs, acts := e.evaluate(e.ils[k], now)
 		events = append(events, evs...)
-		if len(acts) > 0 {
-			trips = append(trips, trip{e.ils[k].conf.Name, acts})
+		if len(acts) == 0 {
+			continue
+		}
+		if il := e.ils[k]; il.tripped {
+			trips = append(trips, il)
+			e.log.Warn("interlock tripped; writing outputs", "interlock", il.conf.Name, "votes", il.cause)
+		} else {
+			resets = append(resets, il) // not latched and cleared
 		}
 	}
 	e.mu.Unlock()
-	for _, t := range trips {
-		e.log.Warn("interlock tripped; writing outputs", "interlock", t.name)
-		events = append(events, runActions(ctx, t.name, t.acts, e.opts.Now)...)
+	for _, il := range resets {
+		events = append(events, oneShot(ctx, il.conf.Name, il.conf.OnReset, e.opts.Now)...)
+	}
+	// The first write of a trip belongs to the tick: its result leaves in
+	// the tick's message. Its supervisor claimed it (busy) and takes over.
+	for _, il := range trips {
+		for _, s := range il.sups {
+			rb, err := s.writeSafe(ctx)
+			e.mu.Lock()
+			events = append(events, s.written(e.opts.Now(), rb, err)...)
+			s.st.busy = false
+			e.mu.Unlock()
+			s.poke()
+		}
 	}
 	return readings, events
+}
+
+// deviceAnswers retries at once the failed writes of outputs on a device
+// that answered a poll; called with mu held.
+func (e *Engine) deviceAnswers(device string, now time.Time) {
+	if device == "" {
+		return
+	}
+	for _, s := range e.byDevice[device] {
+		if s.st.phase == phaseWrite && s.st.failing && now.Before(s.st.next) {
+			s.st.next = now
+			s.poke()
+		}
+	}
 }
 
 // ErrUnknown is a reset, bypass or acknowledgement naming nothing configured.
@@ -205,11 +274,14 @@ func (e *Engine) Reset(ctx context.Context, name, who string) error {
 		return fmt.Errorf("interlock %q: the trip condition is still present (%s); reset when it has cleared", name, d)
 	}
 	il.tripped = false
-	e.saveState()
 	now := e.opts.Now()
+	for _, s := range il.sups {
+		s.stop(now)
+	}
+	e.persist()
 	e.mu.Unlock()
 	evs := []Event{{Type: EventInterlock, State: StateReset, Interlock: name, TS: now, Message: "manual reset by " + who}}
-	evs = append(evs, runActions(ctx, name, il.conf.OnReset, e.opts.Now)...)
+	evs = append(evs, oneShot(ctx, name, il.conf.OnReset, e.opts.Now)...)
 	e.opts.Emit(&Message{Kind: KindEvent, Created: now, Events: evs})
 	return nil
 }
@@ -229,8 +301,11 @@ func (e *Engine) Bypass(name string, d time.Duration, who string) error {
 	now := e.opts.Now()
 	il := e.ils[k]
 	il.bypassUntil = now.Add(d)
-	e.saveState()
+	e.persist()
 	e.mu.Unlock()
+	for _, s := range il.sups {
+		s.poke()
+	}
 	select {
 	case e.wake <- struct{}{}:
 	default:
@@ -261,11 +336,40 @@ func (e *Engine) Ack(code, who string) error {
 	return nil
 }
 
-// Run ends bypasses when they expire and emits the minute and hour
-// statistics. It returns when ctx ends.
+// Run supervises the outputs of tripped interlocks, saves the latches,
+// ends bypasses when they expire, watches the wall clock for steps and
+// emits the minute and hour statistics. It returns when ctx ends, after the
+// last latch change is saved.
 func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range e.sups {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(ctx) }()
+	}
+	if e.opts.Latches != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case st := <-e.saves:
+					e.save(st)
+				case <-ctx.Done():
+					select {
+					case st := <-e.saves:
+						e.save(st)
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	clock := clockWatch{}
+	clock.observe(e.opts.Now(), e.opts.Since())
 	for {
 		select {
 		case <-ctx.Done():
@@ -273,8 +377,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-e.wake:
 		}
+		now := e.opts.Now()
+		if ev, ok := clock.observe(now, e.opts.Since()); ok {
+			e.log.Warn("wall clock stepped", "message", ev.Message)
+			e.emit(now, []Event{ev})
+		}
 		e.expireBypasses()
-		if m := e.closeStats(e.opts.Now()); m != nil {
+		if m := e.closeStats(now); m != nil {
 			e.opts.Emit(m)
 		}
 	}
@@ -288,10 +397,13 @@ func (e *Engine) expireBypasses() {
 		if !il.bypassUntil.IsZero() && !now.Before(il.bypassUntil) {
 			il.bypassUntil = time.Time{}
 			evs = append(evs, Event{Type: EventInterlock, State: StateBypassExpired, Interlock: il.conf.Name, TS: now, Message: "bypass ended"})
+			for _, s := range il.sups {
+				s.poke()
+			}
 		}
 	}
 	if len(evs) > 0 {
-		e.saveState()
+		e.persist()
 	}
 	e.mu.Unlock()
 	if len(evs) > 0 {
@@ -308,6 +420,9 @@ type InterlockStatus struct {
 	Votes       int       `json:"votes"`
 	Need        int       `json:"need"`
 	Inputs      string    `json:"inputs"`
+	// Cause is the vote that tripped it; Actions the state of each output.
+	Cause   string         `json:"cause,omitempty"`
+	Actions []ActionStatus `json:"actions"`
 }
 
 // PointStatus is a point's last value.
@@ -331,83 +446,15 @@ func (e *Engine) Snapshot() ([]PointStatus, []InterlockStatus) {
 	is := make([]InterlockStatus, len(e.ils))
 	for i, il := range e.ils {
 		is[i] = InterlockStatus{Name: il.conf.Name, Tripped: il.tripped, TrippedAt: il.trippedAt, BypassUntil: il.bypassUntil,
-			Votes: il.lastVotes, Need: il.conf.Need, Inputs: e.describeInputs(il)}
+			Votes: il.lastVotes, Need: il.conf.Need, Inputs: e.describeInputs(il), Actions: make([]ActionStatus, len(il.sups))}
+		if il.tripped {
+			is[i].Cause = il.cause
+		}
+		for k, s := range il.sups {
+			is[i].Actions[k] = s.status()
+		}
 	}
 	return ps, is
-}
-
-// persisted is the state file's content.
-type persisted struct {
-	Latched  map[string]time.Time `json:"latched"`
-	Bypassed []string             `json:"bypassed,omitempty"`
-}
-
-// saveState writes latched and bypassed interlocks; called with mu held.
-func (e *Engine) saveState() {
-	if e.opts.StateFile == "" {
-		return
-	}
-	st := persisted{Latched: map[string]time.Time{}}
-	for _, il := range e.ils {
-		if il.tripped && il.conf.Latch {
-			st.Latched[il.conf.Name] = il.trippedAt
-		}
-		if !il.bypassUntil.IsZero() {
-			st.Bypassed = append(st.Bypassed, il.conf.Name)
-		}
-	}
-	b, _ := json.MarshalIndent(st, "", "  ")
-	tmp := e.opts.StateFile + ".tmp"
-	err := os.WriteFile(tmp, b, 0o600)
-	if err == nil {
-		if f, ferr := os.Open(tmp); ferr == nil {
-			f.Sync()
-			f.Close()
-		}
-		err = os.Rename(tmp, e.opts.StateFile)
-	}
-	if err != nil {
-		e.log.Error("cannot save interlock latches; a restart would forget them", "file", e.opts.StateFile, "err", err)
-	}
-}
-
-// restore brings latched interlocks back as tripped (outputs are not written
-// again) and ends bypasses that were running at shutdown.
-func (e *Engine) restore() error {
-	if e.opts.StateFile == "" || e.opts.NoRestore {
-		return nil
-	}
-	b, err := os.ReadFile(e.opts.StateFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read interlock state %s: %w", e.opts.StateFile, err)
-	}
-	var st persisted
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("interlock state %s is unreadable (%v); move it away only after checking the plant", e.opts.StateFile, err)
-	}
-	now := e.opts.Now()
-	var evs []Event
-	for name, at := range st.Latched {
-		if k, ok := e.ilIdx[name]; ok {
-			e.ils[k].tripped, e.ils[k].trippedAt = true, at
-			e.log.Warn("interlock restored as tripped from before the restart; outputs are not written again", "interlock", name, "tripped_at", at)
-		} else {
-			e.log.Error("a latched interlock is no longer configured", "interlock", name)
-		}
-	}
-	for _, name := range st.Bypassed {
-		evs = append(evs, Event{Type: EventInterlock, State: StateBypassExpired, Interlock: name, TS: now, Message: "bypass ended by restart"})
-	}
-	if len(evs) > 0 {
-		e.opts.Emit(&Message{Kind: KindEvent, Created: now, Events: evs})
-	}
-	if dir := filepath.Dir(e.opts.StateFile); dir != "" {
-		e.saveState()
-	}
-	return nil
 }
 
 // Adopt carries the state of points and interlocks over from the engine of
@@ -429,10 +476,17 @@ func (e *Engine) Adopt(old *Engine) {
 		if k, ok := old.ilIdx[il.conf.Name]; ok {
 			o := old.ils[k]
 			il.tripped, il.trippedAt, il.bypassUntil, il.pending, il.since = o.tripped, o.trippedAt, o.bypassUntil, o.pending, o.since
+			il.cause = o.cause
+			if len(il.sups) == len(o.sups) {
+				for i, s := range il.sups {
+					s.st = o.sups[i].st
+					s.st.busy = false
+				}
+			}
 		}
 	}
-	e.pending = old.pending
-	e.saveState()
+	e.pending, e.emitted = old.pending, old.emitted
+	e.persist()
 }
 
 // Held names the interlocks that are tripped or bypassed: a reload must not

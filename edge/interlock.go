@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"fmt"
 	"time"
 )
@@ -21,6 +20,9 @@ type ActionConf struct {
 	Value   float64
 	Verify  bool
 	Retries int
+	// Feedback, when set, proves the plant moved: action_verified only once
+	// the feedback point reads its value within its travel time.
+	Feedback *FeedbackConf
 }
 
 // InterlockConf is an interlock compiled from the config.
@@ -36,6 +38,9 @@ type InterlockConf struct {
 	Latch       bool
 	Actions     []ActionConf
 	OnReset     []ActionConf
+	// ReadbackEvery: while tripped, outputs are read back this often and
+	// re-asserted when changed (default DefaultReadbackEvery).
+	ReadbackEvery time.Duration
 }
 
 // MaxBypass is the longest bypass allowed.
@@ -50,6 +55,8 @@ type interlock struct {
 	since       time.Time
 	bypassUntil time.Time
 	lastVotes   int
+	cause       string        // the votes that tripped it
+	sups        []*supervisor // one per action
 }
 
 func (il *interlock) bypassed(now time.Time) bool { return now.Before(il.bypassUntil) }
@@ -92,14 +99,20 @@ func (e *Engine) evaluate(il *interlock, now time.Time) (evs []Event, run []Acti
 			return nil, nil
 		}
 		il.pending, il.tripped, il.trippedAt = false, true, now
-		e.saveState()
+		il.cause = fmt.Sprintf("%d of %d inputs vote trip (need %d): %s", v, len(il.inputs), il.conf.Need, e.describeInputs(il))
+		for _, s := range il.sups {
+			s.startTrip(now)
+		}
+		e.persist()
 		evs = append(evs, Event{Type: EventInterlock, State: StateTripped, Interlock: il.conf.Name, TS: now,
-			Actions: plannedActions(il.conf.Actions),
-			Message: fmt.Sprintf("%d of %d inputs vote trip (need %d): %s", v, len(il.inputs), il.conf.Need, e.describeInputs(il))})
+			Actions: plannedActions(il.conf.Actions), Message: il.cause})
 		return evs, il.conf.Actions
 	case !cond && il.tripped && !il.conf.Latch:
 		il.tripped = false
-		e.saveState()
+		for _, s := range il.sups {
+			s.stop(now)
+		}
+		e.persist()
 		evs = append(evs, Event{Type: EventInterlock, State: StateReset, Interlock: il.conf.Name, TS: now,
 			Message: "condition cleared (not latched)"})
 		return evs, il.conf.OnReset
@@ -141,39 +154,4 @@ func plannedActions(acts []ActionConf) []Action {
 		out[i] = Action{Device: a.Device, Table: a.Table.String(), Address: a.Address, Write: Num(a.Value)}
 	}
 	return out
-}
-
-// runActions writes the outputs, reads them back when asked, and returns
-// one event per action: action_verified, action_done or action_failed.
-func runActions(ctx context.Context, name string, acts []ActionConf, now func() time.Time) []Event {
-	var evs []Event
-	for _, a := range acts {
-		act := Action{Device: a.Device, Table: a.Table.String(), Address: a.Address, Write: Num(a.Value)}
-		var err error
-		for try := 0; try <= a.Retries; try++ {
-			if err = a.Writer.WriteOutput(ctx, a.Table, a.Address, a.Value); err == nil || ctx.Err() != nil {
-				break
-			}
-		}
-		state := StateActionDone
-		msg := fmt.Sprintf("wrote %g to %s %s %d", a.Value, a.Device, a.Table, a.Address)
-		if err != nil {
-			state, act.Error = StateActionFailed, err.Error()
-			msg = fmt.Sprintf("write %g to %s %s %d failed: %v", a.Value, a.Device, a.Table, a.Address, err)
-		} else if a.Verify {
-			var rb float64
-			if rb, err = a.Writer.ReadOutput(ctx, a.Table, a.Address); err != nil {
-				state, act.Error = StateActionFailed, "read back: "+err.Error()
-				msg += "; read back failed: " + err.Error()
-			} else if act.ReadBack = Num(rb); rb != a.Value {
-				state, act.Error = StateActionFailed, fmt.Sprintf("read back %g, wrote %g", rb, a.Value)
-				msg += fmt.Sprintf("; read back %g: the output did not take the value", rb)
-			} else {
-				state = StateActionVerified
-				msg += fmt.Sprintf("; read back %g", rb)
-			}
-		}
-		evs = append(evs, Event{Type: EventInterlock, State: state, Interlock: name, TS: now(), Actions: []Action{act}, Message: msg})
-	}
-	return evs
 }

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -44,18 +43,42 @@ func gasPoints(n int) []PointConf {
 	return ps
 }
 
-func newESD(t *testing.T, hold bool, out *fakeOutput, state string) (*Engine, *[]Event) {
+// memLatches is a LatchStore in memory; a nil *memLatches keeps nothing.
+type memLatches struct {
+	mu    sync.Mutex
+	st    LatchState
+	saves int
+}
+
+func (m *memLatches) Load() (LatchState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st, nil
+}
+
+func (m *memLatches) Save(st LatchState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st = st
+	m.saves++
+	return nil
+}
+
+func newESD(t *testing.T, hold bool, out *fakeOutput, state *memLatches) (*Engine, *[]Event) {
 	t.Helper()
 	var emitted []Event
 	var mu sync.Mutex
-	e, err := NewEngine(EngineOpts{
+	opts := EngineOpts{
 		Points: gasPoints(3),
 		Interlocks: []InterlockConf{{Name: "ESD", Need: 2, HoldOnFault: hold, Latch: true,
 			Inputs:  []InputConf{{"GT-1", HH}, {"GT-2", HH}, {"GT-3", HH}},
 			Actions: []ActionConf{{Device: "valve", Writer: out, Table: OutputCoil, Address: 0, Value: 0, Verify: true}}}},
-		StateFile: state,
-		Emit:      func(m *Message) { mu.Lock(); emitted = append(emitted, m.Events...); mu.Unlock() },
-	})
+		Emit: func(m *Message) { mu.Lock(); emitted = append(emitted, m.Events...); mu.Unlock() },
+	}
+	if state != nil {
+		opts.Latches = state
+	}
+	e, err := NewEngine(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +100,19 @@ func raws(vals ...any) []Raw {
 	return out
 }
 
+// runEngine runs e.Run until the returned stop is called; stop waits for
+// Run to return (the last latch change saved), like a clean shutdown.
+func runEngine(t *testing.T, e *Engine) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 func states(evs []Event) []string {
 	var s []string
 	for _, e := range evs {
@@ -92,7 +128,7 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 	all := []int{0, 1, 2}
 	t.Run("fail-safe: faulted votes trip, one more HH trips", func(t *testing.T) {
 		out := &fakeOutput{coils: map[uint16]float64{0: 1}}
-		e, _ := newESD(t, false, out, "")
+		e, _ := newESD(t, false, out, nil)
 		_, evs := e.Tick(ctx, nil, time.Now(), all, raws(5, CommFault, 5))
 		if len(states(evs)) != 0 || out.writes != 0 {
 			t.Fatalf("one faulted detector alone tripped 2oo3: %v", states(evs))
@@ -107,7 +143,7 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 	})
 	t.Run("hold: faulted votes no trip", func(t *testing.T) {
 		out := &fakeOutput{coils: map[uint16]float64{0: 1}}
-		e, _ := newESD(t, true, out, "")
+		e, _ := newESD(t, true, out, nil)
 		_, evs := e.Tick(ctx, nil, time.Now(), all, raws(60, CommFault, 5))
 		if len(states(evs)) != 0 || out.writes != 0 {
 			t.Fatalf("hold mode tripped on one HH and one fault: %v", states(evs))
@@ -119,7 +155,7 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 	})
 	t.Run("not yet polled does not vote", func(t *testing.T) {
 		out := &fakeOutput{coils: map[uint16]float64{}}
-		e, _ := newESD(t, false, out, "")
+		e, _ := newESD(t, false, out, nil)
 		_, evs := e.Tick(ctx, nil, time.Now(), []int{0}, raws(60))
 		if len(states(evs)) != 0 {
 			t.Fatalf("unpolled detectors voted: %v", states(evs))
@@ -130,9 +166,10 @@ func TestTwoOutOfThreeWithFaultedDetector(t *testing.T) {
 func TestLatchResetBypassRestore(t *testing.T) {
 	ctx := context.Background()
 	all := []int{0, 1, 2}
-	state := filepath.Join(t.TempDir(), "interlocks.json")
+	state := &memLatches{}
 	out := &fakeOutput{coils: map[uint16]float64{0: 1}}
 	e, emitted := newESD(t, false, out, state)
+	stop := runEngine(t, e)
 	e.Tick(ctx, nil, time.Now(), all, raws(60, 60, 5))
 	if out.coils[0] != 0 {
 		t.Fatal("not tripped")
@@ -144,8 +181,11 @@ func TestLatchResetBypassRestore(t *testing.T) {
 	if len(states(evs)) != 0 {
 		t.Fatalf("latched interlock reset itself: %v", states(evs))
 	}
+	stop()           // a clean stop saves the latch
 	out.coils[0] = 1 // someone re-opened the valve by hand; a reset must not touch it
-	// A restart keeps the latch without writing outputs again.
+	// A restart keeps the latch without writing outputs blindly (its
+	// supervision, under Run, reads them back first: see
+	// TestRestoredLatchIsReadBackNotWrittenBlindly).
 	e2, _ := newESD(t, false, out, state)
 	if _, ils := e2.Snapshot(); !ils[0].Tripped {
 		t.Fatal("latch lost across a restart")
@@ -160,6 +200,7 @@ func TestLatchResetBypassRestore(t *testing.T) {
 	if err := e.Bypass("ESD", 9*time.Hour, "test"); err == nil {
 		t.Fatal("bypass over 8 h accepted")
 	}
+	stop2 := runEngine(t, e2)
 	if err := e2.Bypass("ESD", time.Hour, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +209,7 @@ func TestLatchResetBypassRestore(t *testing.T) {
 		t.Fatalf("bypassed interlock tripped: %v", states(evs))
 	}
 	// A restart ends the bypass.
+	stop2()
 	e3, emitted3 := newESD(t, false, out, state)
 	if got := states(*emitted3); len(got) != 1 || got[0] != StateBypassExpired {
 		t.Fatalf("restart during a bypass: %v, want bypass_expired", got)

@@ -11,6 +11,9 @@ import (
 type PointConf struct {
 	Code, Name, Kind, Unit string
 	Interval               time.Duration
+	// Device is the device the point is read from: a good poll of it tells
+	// the supervisors of interlock outputs on it that it answers again.
+	Device string
 
 	Scale, Offset float64
 	// Linear map from raw (after scale and offset) to engineering units;

@@ -107,11 +107,20 @@ func (e *Engine) closeStats(now time.Time) *Message {
 			}
 		}
 		keep := e.pending[p-1][:0]
+		last := e.emitted[p-1]
 		for _, s := range e.pending[p-1] {
-			if !periodEnd(s.Start, p).After(cut) {
-				out = append(out, s)
-			} else {
+			switch {
+			case periodEnd(s.Start, p).After(cut):
 				keep = append(keep, s)
+			case !s.Start.After(last):
+				// The wall clock stepped back into a period already
+				// emitted: never emit a (period, start) twice.
+				e.log.Warn("statistics of a period already sent are dropped (the clock stepped back)", "point", s.Point, "period", p, "start", s.Start)
+			default:
+				out = append(out, s)
+				if s.Start.After(e.emitted[p-1]) {
+					e.emitted[p-1] = s.Start
+				}
 			}
 		}
 		e.pending[p-1] = keep

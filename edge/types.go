@@ -204,6 +204,7 @@ const (
 	StateActionDone     = "action_done"
 	StateActionFailed   = "action_failed"
 	StateActionVerified = "action_verified"
+	StateActionMismatch = "action_mismatch"
 	StateReset          = "reset"
 	StateBypassed       = "bypassed"
 	StateBypassExpired  = "bypass_expired"
@@ -219,7 +220,7 @@ const (
 var ValidStates = map[EventType][]string{
 	EventAlarm:     {StateRaised, StateCleared, StateAcked},
 	EventFault:     {StateRaised, StateCleared},
-	EventInterlock: {StateTripped, StateActionDone, StateActionFailed, StateActionVerified, StateReset, StateBypassed, StateBypassExpired},
+	EventInterlock: {StateTripped, StateActionDone, StateActionFailed, StateActionVerified, StateActionMismatch, StateReset, StateBypassed, StateBypassExpired},
 	EventSystem:    {StateConfigLoaded, StateConfigRejected, StateBufferDropped, StateBufferRecreated, StateClockStep},
 }
 

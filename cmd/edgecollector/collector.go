@@ -22,6 +22,7 @@ import (
 	"github.com/hazwatch/edgecollector/drivers/modbus"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/edge/audit"
+	"github.com/hazwatch/edgecollector/internal/latchfile"
 	"github.com/hazwatch/edgecollector/uplink/hj212"
 	"github.com/hazwatch/edgecollector/uplink/jsonfmt"
 	"github.com/hazwatch/edgecollector/uplink/mqtt"
@@ -154,7 +155,7 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 			Limits: modbus.Limits{MaxRegisters: dv.MaxRegisters, MaxBits: dv.MaxBits, MaxGap: *dv.MaxGap}})
 	}
 	// Engine.
-	eo := edge.EngineOpts{Now: time.Now, Logger: log, StateFile: filepath.Join(dir, "interlocks.json"), Emit: c.queue.Put, NoRestore: prev != nil,
+	eo := edge.EngineOpts{Now: time.Now, Logger: log, Latches: latchfile.New(filepath.Join(dir, "interlocks.json")), Emit: c.queue.Put, NoRestore: prev != nil,
 		Stats: cfg.Uplink.HJ212 != nil && *cfg.Uplink.HJ212.Stats, Location: c.loc}
 	for i := range cfg.Points {
 		eo.Points = append(eo.Points, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
@@ -194,7 +195,7 @@ func newCollector(ctx context.Context, cfg *config.Config, log *slog.Logger, d d
 // pointConf compiles a point; dv is its device (ADC inputs read the loop
 // current in mA directly).
 func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
-	pc := edge.PointConf{Code: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Interval: p.Interval.D(),
+	pc := edge.PointConf{Code: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Interval: p.Interval.D(), Device: p.Device,
 		Scale: *p.Scale, Offset: p.Offset, Loop: p.Loop, StuckAfter: p.StuckAfter.D(), Maintenance: p.Maintenance,
 		Gas: p.Kind == "gas", OnChange: p.Report.Mode == config.ReportChange, Deadband: p.Report.Deadband, MaxInterval: p.Report.MaxInterval.D()}
 	if len(p.Range) == 2 {
@@ -222,7 +223,7 @@ func (c *collector) interlockConf(il config.Interlock) (edge.InterlockConf, erro
 		return edge.InterlockConf{}, err
 	}
 	ic := edge.InterlockConf{Name: il.Name, Description: il.Description, Need: need, HoldOnFault: il.OnFault == config.OnFaultHold,
-		OnDelay: il.OnDelay.D(), Latch: *il.Latch}
+		OnDelay: il.OnDelay.D(), Latch: *il.Latch, ReadbackEvery: il.ReadbackEvery.D()}
 	for _, in := range il.When.Inputs {
 		lv, _ := edge.ParseLevel(in.Level)
 		ic.Inputs = append(ic.Inputs, edge.InputConf{Point: in.Point, Level: lv})
@@ -238,7 +239,11 @@ func (c *collector) interlockConf(il config.Interlock) (edge.InterlockConf, erro
 			if o.Table == config.TableHolding {
 				t = edge.OutputHolding
 			}
-			acts = append(acts, edge.ActionConf{Device: o.Device, Writer: dev, Table: t, Address: uint16(*o.Address), Value: *o.Value, Verify: *o.Verify, Retries: *o.Retries})
+			ac := edge.ActionConf{Device: o.Device, Writer: dev, Table: t, Address: uint16(*o.Address), Value: *o.Value, Verify: *o.Verify, Retries: *o.Retries}
+			if fb := o.Feedback; fb != nil {
+				ac.Feedback = &edge.FeedbackConf{Point: fb.Point, Value: fb.Value.Num, Within: fb.Within.D()}
+			}
+			acts = append(acts, ac)
 		}
 		return acts, nil
 	}
@@ -473,12 +478,19 @@ func (c *collector) heartbeat(uplink string) jsonfmt.Heartbeat {
 	_, ils := c.engine.Snapshot()
 	now := time.Now()
 	for _, il := range ils {
+		bypassed := now.Before(il.BypassUntil)
 		if il.Tripped {
 			hb.Tripped = append(hb.Tripped, il.Name)
 		}
-		if now.Before(il.BypassUntil) {
+		if bypassed {
 			hb.Bypassed = append(hb.Bypassed, il.Name)
 		}
+		hi := jsonfmt.HeartbeatInterlock{Name: il.Name, Tripped: il.Tripped, Bypassed: bypassed, Cause: il.Cause, Actions: []jsonfmt.HeartbeatAction{}}
+		for _, a := range il.Actions {
+			hi.Actions = append(hi.Actions, jsonfmt.HeartbeatAction{Device: a.Device, Table: a.Table, Address: a.Address, Write: a.Write,
+				State: a.State, Error: a.Error, Since: c.enc.TimePtr(a.Since), ReadBack: a.ReadBack, Feedback: a.Feedback})
+		}
+		hb.Interlocks = append(hb.Interlocks, hi)
 	}
 	return hb
 }

@@ -33,6 +33,30 @@ type Heartbeat struct {
 	Tripped       []string    `json:"tripped"`    // interlocks latched
 	Bypassed      []string    `json:"bypassed"`   // interlocks in bypass
 	AuditHead     string      `json:"audit_head"` // hash of the audit log's last entry
+	// Interlocks: each interlock and the state of each of its outputs.
+	Interlocks []HeartbeatInterlock `json:"interlocks,omitempty"`
+}
+
+// HeartbeatInterlock is one interlock in the heartbeat.
+type HeartbeatInterlock struct {
+	Name     string            `json:"name"`
+	Tripped  bool              `json:"tripped"`
+	Bypassed bool              `json:"bypassed"`
+	Cause    string            `json:"cause,omitempty"`
+	Actions  []HeartbeatAction `json:"actions"`
+}
+
+// HeartbeatAction is one interlock output's supervision state.
+type HeartbeatAction struct {
+	Device   string   `json:"device"`
+	Table    string   `json:"table"`
+	Address  uint16   `json:"address"`
+	Write    float64  `json:"write"`
+	State    string   `json:"state"`
+	Error    string   `json:"error,omitempty"`
+	Since    *string  `json:"since,omitempty"`
+	ReadBack *float64 `json:"read_back,omitempty"`
+	Feedback string   `json:"feedback,omitempty"`
 }
 
 // Offline is the Last Will's body.
