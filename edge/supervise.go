@@ -377,6 +377,7 @@ func (s *supervisor) written(now time.Time, rb *float64, err error) []Event {
 	}
 	if s.st.failing {
 		msg += " (after failing)"
+		s.st.failing = false // the episode is over; a feedback failure is a new one
 	}
 	if s.st.note != "" {
 		msg += " (" + s.st.note + ")"
@@ -389,7 +390,6 @@ func (s *supervisor) written(now time.Time, rb *float64, err error) []Event {
 		s.e.log.Info("interlock output written; waiting for feedback", "interlock", s.il.conf.Name, "output", s.where(), "feedback", fc.Point)
 		return []Event{s.event(StateActionDone, now, msg, "")}
 	}
-	s.st.failing = false
 	if !s.a.Verify {
 		s.setState(ActionDone, now)
 		s.e.log.Info("interlock output written (not verified)", "interlock", s.il.conf.Name, "output", s.where())

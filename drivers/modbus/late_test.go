@@ -1,7 +1,6 @@
 package modbus
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -14,76 +13,6 @@ import (
 	"github.com/hazwatch/edgecollector/internal/testpeer"
 )
 
-// delayProxy sits between the collector and a Modbus TCP slave and holds
-// answers back: the n-th answer waits delays[n] (none once they run out).
-// Answers keep their order, as a slow slave or a congested link gives them.
-type delayProxy struct {
-	l      net.Listener
-	target string
-	mu     sync.Mutex
-	delays []time.Duration
-	wg     sync.WaitGroup
-}
-
-func startDelayProxy(t *testing.T, target string, delays ...time.Duration) *delayProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &delayProxy{l: l, target: target, delays: delays}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() { l.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *delayProxy) next() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.delays) == 0 {
-		return 0
-	}
-	d := p.delays[0]
-	p.delays = p.delays[1:]
-	return d
-}
-
-func (p *delayProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(s, c); s.Close() }()
-		go func() {
-			defer p.wg.Done()
-			defer c.Close()
-			hdr := make([]byte, 6)
-			for {
-				if _, err := io.ReadFull(s, hdr); err != nil {
-					return
-				}
-				body := make([]byte, binary.BigEndian.Uint16(hdr[4:]))
-				if _, err := io.ReadFull(s, body); err != nil {
-					return
-				}
-				time.Sleep(p.next())
-				if _, err := c.Write(append(append([]byte(nil), hdr...), body...)); err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
 // TestTCPLateAnswerIsSkipped: a healthy slave answers one request 1.5 s
 // late (timeout 1 s). The retry must skip the stale frame and read its own
 // answer: the poll stays good, nothing goes comm_fault or stale, and the
@@ -91,8 +20,9 @@ func (p *delayProxy) serve() {
 func TestTCPLateAnswerIsSkipped(t *testing.T) {
 	port := testpeer.FreePort(t)
 	startPySlave(t, "--tcp", strconv.Itoa(port))
-	proxy := startDelayProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 1500*time.Millisecond)
-	line, _ := NewLine(LineOpts{Name: "plc", Address: proxy.l.Addr().String()})
+	proxy := testpeer.StartDelayProxy(t, fmt.Sprintf("127.0.0.1:%d", port))
+	proxy.Delay(1500 * time.Millisecond)
+	line, _ := NewLine(LineOpts{Name: "plc", Address: proxy.Addr()})
 	defer line.Close()
 	dev := NewDevice(line, DeviceOpts{Name: "gas", Unit: 1, Timeout: time.Second, Retries: 1})
 	src := dev.Source([]Spec{reg(0, Int16), reg(1, Uint16)})
