@@ -224,7 +224,7 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 	// the tick's message. Its supervisor claimed it (busy) and takes over.
 	for _, il := range trips {
 		for _, s := range il.sups {
-			rb, err := s.writeSafe(ctx)
+			rb, err := s.writeSafe(ctx, 1+s.a.Retries)
 			e.mu.Lock()
 			events = append(events, s.written(e.opts.Now(), rb, err)...)
 			s.st.busy = false

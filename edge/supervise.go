@@ -206,7 +206,7 @@ func (s *supervisor) step(ctx context.Context) time.Duration {
 	}
 	var more []Event
 	if o == opWrite {
-		rb, err := s.writeSafe(ctx)
+		rb, err := s.writeSafe(ctx, 1)
 		e.mu.Lock()
 		more = s.written(e.opts.Now(), rb, err)
 	} else {
@@ -325,9 +325,18 @@ func feedbackWord(v float64) string {
 	return fmt.Sprintf("its safe state (%g)", v)
 }
 
-// writeSafe writes the safe value and, when verify is on, reads it back.
-func (s *supervisor) writeSafe(ctx context.Context) (*float64, error) {
-	if err := s.a.Writer.WriteOutput(ctx, s.a.Table, s.a.Address, s.a.Value); err != nil {
+// writeSafe writes the safe value (up to attempts times) and, when verify
+// is on, reads it back. The trip's own write makes 1+retries attempts; the
+// supervisor's retries make one each, so a dead output line costs its
+// other devices at most one write per back-off.
+func (s *supervisor) writeSafe(ctx context.Context, attempts int) (*float64, error) {
+	var err error
+	for range max(attempts, 1) {
+		if err = s.a.Writer.WriteOutput(ctx, s.a.Table, s.a.Address, s.a.Value); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	if !s.a.Verify {
@@ -480,7 +489,7 @@ func oneShot(ctx context.Context, name string, acts []ActionConf, now func() tim
 	var evs []Event
 	for _, a := range acts {
 		s := &supervisor{a: a, il: &interlock{conf: InterlockConf{Name: name}}}
-		rb, err := s.writeSafe(ctx)
+		rb, err := s.writeSafe(ctx, 1+a.Retries)
 		act := s.action()
 		msg := fmt.Sprintf("wrote %g to %s", a.Value, s.where())
 		state := StateActionDone

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // plantOutput is a coil table with faults: writes (and read-backs) fail
@@ -305,6 +307,7 @@ func (b *blockingLatches) Save(st LatchState) error {
 // TestTripDoesNotWaitForTheLatchStore: the trip writes the valve and the
 // tick returns while the latch is still being saved; other ticks go on.
 func TestTripDoesNotWaitForTheLatchStore(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	store := &blockingLatches{release: make(chan struct{}), saving: make(chan struct{}, 4)}
 	vp := newValvePlant(t, nil, store, true)
 	stop := runEngine(t, vp.e)
@@ -378,4 +381,37 @@ func TestStatsNotTwiceAfterClockStepBack(t *testing.T) {
 			t.Fatalf("minute %s emitted twice", s.Start)
 		}
 	}
+}
+
+// TestRunReportsClockStep: Run compares the wall clock with the monotonic
+// one every second and emits system clock_step when the wall clock jumps.
+func TestRunReportsClockStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		offset := time.Duration(0)
+		log := &eventLog{}
+		start := time.Now()
+		e, err := NewEngine(EngineOpts{Points: gasPoints(1),
+			Now:   func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) },
+			Since: func() time.Duration { return time.Since(start) },
+			Emit:  func(m *Message) { log.add(m.Events...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runEngine(t, e)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if log.count(StateClockStep) != 0 {
+			t.Fatal("clock_step without a step")
+		}
+		mu.Lock()
+		offset = -time.Hour // NTP or an operator sets the clock back
+		mu.Unlock()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		ev := log.last(StateClockStep)
+		if log.count(StateClockStep) != 1 || ev.Subject != "clock" || !strings.Contains(ev.Message, "-1h0m0s") {
+			t.Fatalf("after a step back of 1 h: %d events, %+v", log.count(StateClockStep), ev)
+		}
+	})
 }
