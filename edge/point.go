@@ -46,12 +46,13 @@ const (
 
 func (p *PointConf) hasRange() bool { return p.RangeLo < p.RangeHi }
 
-// mA is the loop current of raw, for loop points.
-func (p *PointConf) mA(raw float64) float64 {
+// mA is the loop current of x (the value after scale and offset), for
+// loop points.
+func (p *PointConf) mA(x float64) float64 {
 	if p.Current {
-		return raw
+		return x
 	}
-	return 4 + (raw-p.RawLo)*16/(p.RawHi-p.RawLo)
+	return 4 + (x-p.RawLo)*16/(p.RawHi-p.RawLo)
 }
 
 // Convert turns a driver's raw value into the reading's value and quality.
@@ -66,13 +67,17 @@ func (p *PointConf) Convert(r *Raw, stuck bool) (Value, Quality) {
 		}
 		return r.Value, Good
 	}
+	// raw -> scale/offset -> (loop) NE43 on the mA that gives -> raw_range
+	// onto range: raw_range holds the values of 4 and 20 mA after scale and
+	// offset, whichever way the engineer wrote the input (counts, mA, 0-20
+	// mA mode, an ADC's millivolts over a shunt).
 	raw := r.Value.Num
+	v := raw*p.Scale + p.Offset
 	if p.Loop {
-		if ma := p.mA(raw); ma < LoopFaultLow || ma > LoopFaultHigh || math.IsNaN(ma) {
+		if ma := p.mA(v); ma < LoopFaultLow || ma > LoopFaultHigh || math.IsNaN(ma) {
 			return Value{}, SensorFault
 		}
 	}
-	v := raw*p.Scale + p.Offset
 	if p.RawLo != p.RawHi {
 		v = p.EngLo + (v-p.RawLo)*(p.EngHi-p.EngLo)/(p.RawHi-p.RawLo)
 	}
