@@ -194,6 +194,11 @@ type Alarms struct {
 	Hysteresis float64  `yaml:"hysteresis"`
 	OnDelay    Duration `yaml:"on_delay"`
 	OffDelay   Duration `yaml:"off_delay"`
+	// AlarmWhen makes a bool point (a status bit, a detector's own relay) an
+	// alarm: raised while the value equals AlarmWhen, at Level (HH unless
+	// level: H), with the delays above. It can then be an interlock input.
+	AlarmWhen *bool  `yaml:"alarm_when"`
+	Level     string `yaml:"level"`
 }
 
 // PointHJ212 holds a point's HJ 212 settings.
@@ -252,6 +257,14 @@ type Output struct {
 	// Feedback: a point (a valve's limit switch) that must reach Value
 	// within the valve's travel time: the proof that the plant moved.
 	Feedback *Feedback `yaml:"feedback"`
+}
+
+// DiscreteLevel is the level an alarm_when alarm raises: HH unless H.
+func (a *Alarms) DiscreteLevel() string {
+	if a.Level == "H" {
+		return "H"
+	}
+	return "HH"
 }
 
 // Feedback is an interlock action's proof from the plant.

@@ -407,9 +407,12 @@ func (v *validator) point(i int, buses map[string]*Bus, devices map[string]*Devi
 		v.at(p+".report.mode", "want every or change, got %q", pt.Report.Mode)
 	}
 	if pt.Alarms != nil {
-		if !numeric {
-			v.at(p+".alarms", "alarm limits need a numeric point; this one is %s", pt.Source.Type)
-		} else {
+		switch {
+		case pt.Alarms.AlarmWhen != nil:
+			v.discreteAlarm(p, pt, numeric)
+		case !numeric:
+			v.at(p+".alarms", "alarm limits need a numeric point; this one is %s (a bool point alarms with alarm_when: true)", pt.Source.Type)
+		default:
 			v.alarms(p, pt)
 		}
 	}
@@ -559,6 +562,23 @@ func (v *validator) alarms(p string, pt *Point) {
 	}
 	if a.Hysteresis < 0 {
 		v.at(ap+".hysteresis", "must be 0 or more (in %s)", unitOr(pt.Unit))
+	}
+	if a.OnDelay < 0 || a.OffDelay < 0 {
+		v.at(ap, "delays must be 0 or more")
+	}
+}
+
+// discreteAlarm checks alarm_when, the alarm of a bool point.
+func (v *validator) discreteAlarm(p string, pt *Point, numeric bool) {
+	a, ap := pt.Alarms, p+".alarms"
+	if numeric {
+		v.at(ap+".alarm_when", "alarm_when is for bool points (coil, discrete, or a register bit); this one is numeric: use LL, L, H, HH")
+	}
+	if a.LL != nil || a.L != nil || a.H != nil || a.HH != nil || a.Hysteresis != 0 {
+		v.at(ap, "alarm_when and limits (LL, L, H, HH, hysteresis) exclude each other")
+	}
+	if a.Level != "" && a.Level != "H" && a.Level != "HH" {
+		v.at(ap+".level", "a discrete alarm raises H or HH (default HH), got %q", a.Level)
 	}
 	if a.OnDelay < 0 || a.OffDelay < 0 {
 		v.at(ap, "delays must be 0 or more")
@@ -717,6 +737,10 @@ func (v *validator) feedback(p string, fb *Feedback, points map[string]*Point) {
 func hasLimit(a *Alarms, level string) bool {
 	if a == nil {
 		return false
+	}
+	if a.AlarmWhen != nil {
+		// A discrete alarm raises HH (or H); an input at H is true at HH too.
+		return level == "H" || level == a.DiscreteLevel()
 	}
 	switch level {
 	case "LL":

@@ -10,6 +10,10 @@ type Limits struct {
 	LL, L, H, HH      *float64
 	Hysteresis        float64
 	OnDelay, OffDelay time.Duration
+	// When, for a bool point: the alarm at WhenLevel is raised while the
+	// value equals *When (a status bit, a detector's relay).
+	When      *bool
+	WhenLevel Level
 }
 
 func (l *Limits) limit(lv Level) *float64 {
@@ -91,7 +95,17 @@ func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality) []Eve
 		a.fault = fk
 	}
 	lim := p.Alarms
-	if lim == nil || !q.HasValue() || v.Kind != Number {
+	if lim == nil || !q.HasValue() {
+		return evs
+	}
+	if lim.When != nil {
+		if v.Kind == Bool {
+			cond := v.Bool == *lim.When
+			evs = a.step(p, now, lim.WhenLevel, cond, !cond, v, BoolValue(*lim.When), evs)
+		}
+		return evs
+	}
+	if v.Kind != Number {
 		return evs
 	}
 	x := v.Num
@@ -109,6 +123,16 @@ func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality) []Eve
 			cond = x <= *thr
 			clear = x > *thr+lim.Hysteresis
 		}
+		evs = a.step(p, now, lv, cond, clear, v, Num(*thr), evs)
+	}
+	return evs
+}
+
+// step advances one level's state machine: cond raises it after the on
+// delay, clear clears it after the off delay.
+func (a *alarmState) step(p *PointConf, now time.Time, lv Level, cond, clear bool, v, thr Value, evs []Event) []Event {
+	lim := p.Alarms
+	{
 		s := &a.lv[lv]
 		switch {
 		case !s.active && cond:
@@ -118,7 +142,7 @@ func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality) []Eve
 			if now.Sub(s.since) >= lim.OnDelay {
 				*s = levelState{active: true}
 				evs = append(evs, Event{Type: EventAlarm, State: StateRaised, Point: p.Code, TS: now, Level: lv.String(),
-					Value: v, Threshold: Num(*thr), Unit: p.Unit})
+					Value: v, Threshold: thr, Unit: p.Unit})
 			}
 		case s.active && clear:
 			if !s.pending {
@@ -127,7 +151,7 @@ func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality) []Eve
 			if now.Sub(s.since) >= lim.OffDelay {
 				*s = levelState{}
 				evs = append(evs, Event{Type: EventAlarm, State: StateCleared, Point: p.Code, TS: now, Level: lv.String(),
-					Value: v, Threshold: Num(*thr), Unit: p.Unit})
+					Value: v, Threshold: thr, Unit: p.Unit})
 			}
 		default:
 			s.pending = false
@@ -146,6 +170,8 @@ func (a *alarmState) ack(p *PointConf, now time.Time) []Event {
 			ev := Event{Type: EventAlarm, State: StateAcked, Point: p.Code, TS: now, Level: lv.String(), Unit: p.Unit}
 			if thr := p.Alarms.limit(lv); thr != nil {
 				ev.Threshold = Num(*thr)
+			} else if w := p.Alarms.When; w != nil {
+				ev.Threshold = BoolValue(*w)
 			}
 			evs = append(evs, ev)
 		}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -153,5 +154,39 @@ func TestSplitReadings(t *testing.T) {
 	}
 	if ms := SplitReadings(nil, time.Time{}, 100); len(ms) != 0 {
 		t.Fatalf("no readings gave %d messages", len(ms))
+	}
+}
+
+// TestDiscreteAlarmVotes: a bool point (a detector's own relay bit) with
+// alarm_when raises HH after its on delay, clears when it drops, and votes
+// in an interlock like a numeric HH.
+func TestDiscreteAlarmVotes(t *testing.T) {
+	yes := true
+	out := &fakeOutput{coils: map[uint16]float64{0: 1}}
+	e, err := NewEngine(EngineOpts{
+		Points: []PointConf{{Code: "GT-1-RLY", Alarms: &Limits{When: &yes, WhenLevel: HH, OnDelay: 2 * time.Second}}},
+		Interlocks: []InterlockConf{{Name: "ESD", Need: 1, Latch: true, Inputs: []InputConf{{"GT-1-RLY", HH}},
+			Actions: []ActionConf{{Device: "valve", Writer: out, Table: OutputCoil, Value: 0, Verify: true}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	tick := func(at time.Duration, v bool) []Event {
+		_, evs := e.Tick(context.Background(), nil, t0.Add(at), []int{0}, []Raw{{Value: BoolValue(v)}})
+		return evs
+	}
+	if evs := tick(0, true); len(evs) != 0 {
+		t.Fatalf("raised before its on delay: %v", evs)
+	}
+	evs := tick(2*time.Second, true)
+	if len(evs) < 2 || evs[0].State != StateRaised || evs[0].Level != "HH" || evs[0].Threshold != BoolValue(true) || evs[1].State != StateTripped {
+		t.Fatalf("after the on delay: %+v", evs)
+	}
+	if out.coils[0] != 0 {
+		t.Fatal("the relay bit did not close the valve")
+	}
+	if evs := tick(3*time.Second, false); len(evs) != 1 || evs[0].State != StateCleared {
+		t.Fatalf("relay dropped: %+v", evs)
 	}
 }

@@ -213,6 +213,10 @@ func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
 	}
 	if a := p.Alarms; a != nil {
 		pc.Alarms = &edge.Limits{LL: a.LL, L: a.L, H: a.H, HH: a.HH, Hysteresis: a.Hysteresis, OnDelay: a.OnDelay.D(), OffDelay: a.OffDelay.D()}
+		if a.AlarmWhen != nil {
+			pc.Alarms.When = a.AlarmWhen
+			pc.Alarms.WhenLevel, _ = edge.ParseLevel(a.DiscreteLevel())
+		}
 	}
 	return pc
 }
