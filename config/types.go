@@ -126,6 +126,71 @@ type Point struct {
 	Gas    *Gas        `yaml:"gas"`
 	Alarms *Alarms     `yaml:"alarms"`
 	HJ212  *PointHJ212 `yaml:"hj212"`
+	// Diagnostics tie the instrument's own status bits to this point's
+	// quality (docs/points.md): e.g. an ADAM open-circuit bit is
+	// sensor_fault, a Midas detector in warm-up is maintenance.
+	Diagnostics []Diagnostic `yaml:"diagnostics"`
+	// States name the values of a state field (source.bits), reported as
+	// the string value.
+	States []State `yaml:"states"`
+}
+
+// Diagnostic is one status condition of the instrument: a bit of a
+// register (or a coil/discrete input) is 1, or a register's masked value is
+// one of the given values.
+type Diagnostic struct {
+	Name    string     `yaml:"name"`
+	Source  DiagSource `yaml:"source"`
+	Quality string     `yaml:"quality"` // default sensor_fault
+	Mask    *int       `yaml:"mask"`    // also accepted inside source
+	Equals  *int       `yaml:"equals"`
+	In      []int      `yaml:"in"`
+}
+
+// DiagSource is the register a diagnostic looks at, on the point's device.
+type DiagSource struct {
+	Table   string `yaml:"table"` // holding|input|coil|discrete
+	Address *int   `yaml:"address"`
+	Bit     *int   `yaml:"bit"`
+	Mask    *int   `yaml:"mask"`
+	Equals  *int   `yaml:"equals"`
+	In      []int  `yaml:"in"`
+}
+
+// State names one value of a state field.
+type State struct {
+	Value *int   `yaml:"value"`
+	Name  string `yaml:"name"`
+}
+
+// DiagQualities are the qualities a diagnostic condition may set.
+var DiagQualities = []string{"sensor_fault", "maintenance", "comm_fault", "over_range", "under_range"}
+
+// Condition returns the diagnostic's mask and accepted values (bit < 0), or
+// its bit (mask 0), merging what was written in the source and beside it.
+func (d *Diagnostic) Condition() (bit int, mask uint16, in []uint16) {
+	if d.Source.Bit != nil {
+		return *d.Source.Bit, 0, nil
+	}
+	if d.Source.Table == TableCoil || d.Source.Table == TableDiscrete {
+		return 0, 0, nil
+	}
+	m := d.Mask
+	if d.Source.Mask != nil {
+		m = d.Source.Mask
+	}
+	if m != nil {
+		mask = uint16(*m)
+	}
+	for _, e := range []*int{d.Equals, d.Source.Equals} {
+		if e != nil {
+			in = append(in, uint16(*e))
+		}
+	}
+	for _, x := range append(append([]int(nil), d.In...), d.Source.In...) {
+		in = append(in, uint16(x))
+	}
+	return -1, mask, in
 }
 
 // Register tables.
@@ -147,6 +212,7 @@ type Source struct {
 	Type      string `yaml:"type"`       // see DataTypes; default uint16 (bool for coil/discrete)
 	WordOrder string `yaml:"word_order"` // overrides the device's
 	Bit       *int   `yaml:"bit"`        // bool from one bit (0-15) of a register
+	Bits      string `yaml:"bits"`       // "4-5": an unsigned field of a register (type uint16)
 	Length    int    `yaml:"length"`     // string: registers (Modbus) or bytes (I2C)
 
 	// I2C

@@ -356,10 +356,16 @@ func (v *validator) point(i int, buses map[string]*Bus, devices map[string]*Devi
 	default:
 		if b := buses[d.Bus]; isModbus(b) {
 			v.modbusSource(p, pt)
+			v.bitField(p, pt)
+			v.diagnostics(p, pt)
 		} else if b != nil && b.Type == BusI2C {
 			v.i2cSource(p, pt, d)
+			if len(pt.Diagnostics) > 0 || pt.Source.Bits != "" {
+				v.at(p+".diagnostics", "diagnostics and bits apply to Modbus devices only")
+			}
 		}
 	}
+	v.states(p, pt)
 	if *pt.Scale == 0 {
 		v.at(p+".scale", "must not be 0 (every value would read 0); remove it for 1")
 	}

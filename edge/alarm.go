@@ -81,7 +81,7 @@ func (a *alarmState) at(lv Level) bool {
 
 // eval advances the state machine with one poll and returns its events.
 // Process alarms hold their state while the point has no value.
-func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality) []Event {
+func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality, fault string) []Event {
 	var evs []Event
 	if fk := faultKind(q); fk != a.fault {
 		if a.fault != "" {
@@ -89,13 +89,19 @@ func (a *alarmState) eval(p *PointConf, now time.Time, v Value, q Quality) []Eve
 				Value: v, Message: fmt.Sprintf("%s fault cleared, quality %s", a.fault, q)})
 		}
 		if fk != "" {
+			msg := fmt.Sprintf("%s fault: quality %s", fk, q)
+			if fault != "" {
+				msg = fmt.Sprintf("%s fault: %s (quality %s)", fk, fault, q)
+			}
 			evs = append(evs, Event{Type: EventFault, State: StateRaised, Point: p.Code, TS: now, Level: fk, Unit: p.Unit,
-				Value: v, Message: fmt.Sprintf("%s fault: quality %s", fk, q)})
+				Value: v, Message: msg})
 		}
 		a.fault = fk
 	}
 	lim := p.Alarms
-	if lim == nil || !q.HasValue() {
+	// A point without a value, or in maintenance (out of service, a
+	// detector in warm-up or inhibit), holds its process alarms.
+	if lim == nil || !q.HasValue() || q == Maintenance {
 		return evs
 	}
 	if lim.When != nil {

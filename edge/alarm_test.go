@@ -27,7 +27,7 @@ func runSteps(t *testing.T, p *PointConf, steps []step) {
 		if !s.q.HasValue() {
 			v = Value{}
 		}
-		evs := a.eval(p, t0.Add(s.at), v, s.q)
+		evs := a.eval(p, t0.Add(s.at), v, s.q, "")
 		var got []string
 		for _, e := range evs {
 			got = append(got, fmt.Sprintf("%s:%s:%s", e.Type, e.State, e.Level))

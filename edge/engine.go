@@ -42,6 +42,7 @@ type pointState struct {
 	polled  bool
 	value   Value
 	quality Quality
+	fault   string // why the last reading is not good
 	updated time.Time
 	byIL    []int         // interlocks with this point as input
 	stats   [2]statAcc    // minute, hour
@@ -175,12 +176,13 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 		r := &raw[k]
 		stuck := ps.stuck.stuck(&ps.conf, now, r)
 		v, q := ps.conf.Convert(r, stuck)
-		events = append(events, ps.alarm.eval(&ps.conf, now, v, q)...)
-		ps.polled, ps.value, ps.quality, ps.updated = true, v, q, now
+		v, q, fault := ps.conf.diagnose(r, v, q)
+		events = append(events, ps.alarm.eval(&ps.conf, now, v, q, fault)...)
+		ps.polled, ps.value, ps.quality, ps.updated, ps.fault = true, v, q, now, fault
 		e.addStat(ps, now, v, q)
 		a := ps.alarm.active()
 		if ps.filter.keep(&ps.conf, now, v, q, a) {
-			readings = append(readings, Reading{Point: ps.conf.Code, TS: now, Value: v, Unit: ps.conf.Unit, Quality: q, Alarm: a})
+			readings = append(readings, Reading{Point: ps.conf.Code, TS: now, Value: v, Unit: ps.conf.Unit, Quality: q, Alarm: a, Fault: fault})
 		}
 		if r.Err != nil && q != Good {
 			e.log.Debug("point without value", "point", ps.conf.Code, "quality", q, "err", r.Err)
@@ -441,7 +443,7 @@ func (e *Engine) Snapshot() ([]PointStatus, []InterlockStatus) {
 	defer e.mu.Unlock()
 	ps := make([]PointStatus, len(e.points))
 	for i, p := range e.points {
-		ps[i] = PointStatus{Code: p.conf.Code, Value: p.value, Quality: p.quality, Alarm: p.alarm.active(), Fault: p.alarm.fault, Updated: p.updated}
+		ps[i] = PointStatus{Code: p.conf.Code, Value: p.value, Quality: p.quality, Alarm: p.alarm.active(), Fault: p.fault, Updated: p.updated}
 	}
 	is := make([]InterlockStatus, len(e.ils))
 	for i, il := range e.ils {

@@ -36,6 +36,70 @@ type PointConf struct {
 	MaxInterval time.Duration
 
 	Alarms *Limits
+	// Diagnostics are the instrument's own status conditions, evaluated on
+	// Raw.Diag (one word each, in order): a condition that holds sets the
+	// reading's quality and names the fault.
+	Diagnostics []DiagConf
+	// States maps a numeric value (a bit field such as a detector's state)
+	// to the string reported.
+	States map[float64]string
+}
+
+// DiagConf is one diagnostic condition on a status word: bit Bit is 1
+// (Bit >= 0), or word&Mask is one of In.
+type DiagConf struct {
+	Name    string
+	Bit     int
+	Mask    uint16
+	In      []uint16
+	Quality Quality
+}
+
+func (d *DiagConf) holds(w uint16) bool {
+	if d.Bit >= 0 {
+		return w>>uint(d.Bit)&1 == 1
+	}
+	for _, x := range d.In {
+		if w&d.Mask == x {
+			return true
+		}
+	}
+	return false
+}
+
+// diagnose applies the instrument's own diagnostics to a converted value:
+// the most severe condition that holds wins and names the fault. It also
+// maps States. It returns the fault text for a reading that is not good:
+// the condition's name, or the driver's error.
+func (p *PointConf) diagnose(r *Raw, v Value, q Quality) (Value, Quality, string) {
+	fault := ""
+	if q == Good && len(p.Diagnostics) > 0 {
+		switch {
+		case r.DiagErr != nil:
+			v, q, fault = Value{}, r.DiagQuality, r.DiagErr.Error()
+		case len(r.Diag) == len(p.Diagnostics):
+			for i := range p.Diagnostics {
+				d := &p.Diagnostics[i]
+				if d.holds(r.Diag[i]) && (fault == "" || severity[d.Quality] > severity[q]) {
+					q, fault = d.Quality, d.Name
+				}
+			}
+			if !q.HasValue() {
+				v = Value{}
+			}
+		}
+	}
+	if len(p.States) > 0 && v.Kind == Number {
+		if name, ok := p.States[v.Num]; ok {
+			v = Str(name)
+		} else {
+			v = Str(strconv.FormatFloat(v.Num, 'g', -1, 64))
+		}
+	}
+	if q != Good && fault == "" && r.Err != nil {
+		fault = r.Err.Error()
+	}
+	return v, q, fault
 }
 
 // NAMUR NE43 limits of a 4-20 mA loop.

@@ -9,6 +9,12 @@ type Raw struct {
 	Value   Value
 	Quality Quality // Good, or why there is no value
 	Err     error   // what went wrong, naming bus, unit and address
+	// Diag are the words of the point's diagnostic registers (in the order
+	// of its diagnostics), read with the value; DiagErr says why they could
+	// not be read (then DiagQuality is the quality that gives).
+	Diag        []uint16
+	DiagErr     error
+	DiagQuality Quality
 }
 
 // Source reads a fixed set of points from one device, in one call per poll.

@@ -50,7 +50,7 @@ func (q Quality) HasValue() bool {
 // interlock voting.
 func (q Quality) Faulted() bool {
 	switch q {
-	case CommFault, Exception, SensorFault, Stale, UnderRange:
+	case CommFault, Exception, SensorFault, Stale, UnderRange, Maintenance:
 		return true
 	}
 	return false
@@ -163,6 +163,9 @@ type Reading struct {
 	Unit    string
 	Quality Quality
 	Alarm   Level
+	// Fault says why the reading is not good: the instrument's diagnostic
+	// condition or the driver's error ("" when good).
+	Fault string
 }
 
 // EventType is the kind of an event.

@@ -211,6 +211,17 @@ func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
 			pc.RawLo, pc.RawHi, pc.EngLo, pc.EngHi = 4, 20, p.Range[0], p.Range[1]
 		}
 	}
+	for _, d := range p.Diagnostics {
+		bit, mask, in := d.Condition()
+		q, _ := edge.ParseQuality(d.QualityName())
+		pc.Diagnostics = append(pc.Diagnostics, edge.DiagConf{Name: d.Name, Bit: bit, Mask: mask, In: in, Quality: q})
+	}
+	for _, st := range p.States {
+		if pc.States == nil {
+			pc.States = map[float64]string{}
+		}
+		pc.States[float64(*st.Value)] = st.Name
+	}
 	if a := p.Alarms; a != nil {
 		pc.Alarms = &edge.Limits{LL: a.LL, L: a.L, H: a.H, HH: a.HH, Hysteresis: a.Hysteresis, OnDelay: a.OnDelay.D(), OffDelay: a.OffDelay.D()}
 		if a.AlarmWhen != nil {
@@ -342,11 +353,28 @@ func modbusSpec(p *config.Point, dv *config.Device) (modbus.Spec, error) {
 	if err != nil {
 		return modbus.Spec{}, fmt.Errorf("point %q: %w", p.Code, err)
 	}
-	bit := -1
+	bit, width := -1, 0
 	if p.Source.Bit != nil {
 		bit = *p.Source.Bit
 	}
-	return modbus.Spec{Table: t, Address: uint16(*p.Source.Address), Type: typ, Order: ord, Bit: bit, Length: p.Source.Length}, nil
+	if p.Source.Bits != "" {
+		if bit, width, err = config.ParseBits(p.Source.Bits); err != nil {
+			return modbus.Spec{}, fmt.Errorf("point %q: %w", p.Code, err)
+		}
+	}
+	sp := modbus.Spec{Table: t, Address: uint16(*p.Source.Address), Type: typ, Order: ord, Bit: bit, Length: p.Source.Length, Width: width}
+	for _, d := range p.Diagnostics {
+		dt, err := modbus.ParseTable(d.Source.Table)
+		if err != nil {
+			return modbus.Spec{}, fmt.Errorf("point %q: diagnostic %q: %w", p.Code, d.Name, err)
+		}
+		ds := modbus.Spec{Table: dt, Address: uint16(*d.Source.Address), Type: modbus.Uint16, Bit: -1}
+		if dt.Bits() {
+			ds.Type = modbus.Bool
+		}
+		sp.Diag = append(sp.Diag, ds)
+	}
+	return sp, nil
 }
 
 func (c *collector) buildMQTT(m *config.MQTT) error {

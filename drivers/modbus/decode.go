@@ -61,6 +61,13 @@ func DecodeRegisters(s Spec, raw []byte) (edge.Value, error) {
 	}
 	var buf [8]byte
 	b := normalize(raw, s.Order, &buf)
+	if s.Width > 0 {
+		if s.Type.Registers(0) != 1 || s.Bit < 0 || s.Bit+s.Width > 16 {
+			return edge.Value{}, fmt.Errorf("%w: bits %d-%d of a %s", ErrDecode, s.Bit, s.Bit+s.Width-1, s.Type)
+		}
+		w := binary.BigEndian.Uint16(b)
+		return edge.Num(float64(w >> uint(s.Bit) & (1<<uint(s.Width) - 1))), nil
+	}
 	switch s.Type {
 	case Int16:
 		return edge.Num(float64(int16(binary.BigEndian.Uint16(b)))), nil

@@ -123,10 +123,15 @@ func quality(err error) edge.Quality {
 // ErrBackingOff marks points not read because the device stopped answering.
 var ErrBackingOff = errors.New("not answering; backing off")
 
-// Source binds a plan to the device: it is what a poll group reads.
+// Source binds a plan to the device: it is what a poll group reads. The
+// plan holds the points' own specs first and their diagnostic registers
+// after them, so both are read in the same blocks.
 type Source struct {
 	dev  *Device
 	plan *Plan
+	n    int     // the points' own specs: plan.Specs[:n]
+	diag [][]int // diag[i]: plan indexes of point i's diagnostic words
+	all  []edge.Raw
 }
 
 var _ edge.Source = (*Source)(nil)
@@ -134,7 +139,24 @@ var _ edge.Writer = (*Device)(nil)
 
 // Source returns an edge.Source reading these points from the device.
 func (d *Device) Source(specs []Spec) *Source {
-	return &Source{dev: d, plan: NewPlan(specs, d.opts.Limits)}
+	all := make([]Spec, len(specs), len(specs)+4)
+	copy(all, specs)
+	var diag [][]int
+	for i := range specs {
+		all[i].Diag = nil
+		for _, ds := range specs[i].Diag {
+			if diag == nil {
+				diag = make([][]int, len(specs))
+			}
+			diag[i] = append(diag[i], len(all))
+			all = append(all, ds)
+		}
+	}
+	s := &Source{dev: d, plan: NewPlan(all, d.opts.Limits), n: len(specs), diag: diag}
+	if diag != nil {
+		s.all = make([]edge.Raw, len(all))
+	}
+	return s
 }
 
 func (s *Source) String() string { return s.dev.String() }
@@ -146,6 +168,29 @@ func (s *Source) Plan() *Plan { return s.plan }
 // at most (retries+1) x timeout once; after that it is tried once every
 // ProbeEvery polls and its points are stale in between.
 func (s *Source) Read(ctx context.Context, out []edge.Raw) {
+	if s.diag == nil {
+		s.read(ctx, out)
+		return
+	}
+	clear(s.all)
+	s.read(ctx, s.all)
+	copy(out, s.all[:s.n])
+	for i, ks := range s.diag {
+		for _, k := range ks {
+			r := s.all[k]
+			if r.Quality != edge.Good {
+				out[i].DiagErr, out[i].DiagQuality = fmt.Errorf("diagnostic register %s: %w", s.plan.Specs[k], r.Err), r.Quality
+				out[i].Diag = out[i].Diag[:0]
+				break
+			}
+			w := uint16(r.Value.Float())
+			out[i].Diag = append(out[i].Diag, w)
+		}
+	}
+}
+
+// read polls every block of the plan into out (one entry per plan spec).
+func (s *Source) read(ctx context.Context, out []edge.Raw) {
 	d := s.dev
 	d.mu.Lock()
 	dead := d.dead

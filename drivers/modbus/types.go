@@ -159,6 +159,13 @@ type Spec struct {
 	Order   Order
 	Bit     int // bool from a register: bit 0-15; -1 otherwise
 	Length  int // string: registers
+	// Width > 0 reads an unsigned field of Width bits starting at Bit of a
+	// 16-bit register (bits "4-5": Bit 4, Width 2).
+	Width int
+	// Diag are registers (or bits) of the same device the point's
+	// diagnostics look at, read in the same block plan; their words reach
+	// the engine in edge.Raw.Diag.
+	Diag []Spec
 }
 
 // Registers is the span of the point in its table (bits for coils).
