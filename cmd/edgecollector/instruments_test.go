@@ -109,7 +109,9 @@ buffer: {dir: %q}
 uplink: {mqtt: {url: %q}}
 `, pl.addr, filepath.Join(dir, "data"), broker.URL()))
 	testpeer.Start(t, collectorBin, "run", "-c", cfg)
-	quality := func(q string) func(map[string]any) bool { return func(p map[string]any) bool { return p["quality"] == q } }
+	quality := func(q string) func(map[string]any) bool {
+		return func(p map[string]any) bool { return p["quality"] == q }
+	}
 	waitPoint(t, cfg, "GT-1", 15*time.Second, quality("good"))
 
 	pl.setHolding(5, 0b1000) // ADAM/Midas status: open circuit
