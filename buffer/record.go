@@ -14,7 +14,10 @@ import (
 // independent of any uplink format. Times are kept to the millisecond, which
 // is what every uplink format carries.
 
-const recordVersion = 1
+// recordVersion 2 is version 1 followed by an extension: the readings'
+// fault texts and the maintenance events' reason and by. Version 1 records
+// (a previous release's backlog) still decode.
+const recordVersion = 2
 
 // value tags
 const (
@@ -85,6 +88,39 @@ func EncodeRecord(dst []byte, m *edge.Message) []byte {
 		}
 		dst = binary.AppendUvarint(dst, uint64(s.Count))
 		dst = append(dst, byte(s.Quality))
+	}
+	return appendExtension(dst, m)
+}
+
+// appendExtension writes version 2's additions: (index, fault) of readings
+// that name a fault, (index, reason, by) of events that carry them.
+func appendExtension(dst []byte, m *edge.Message) []byte {
+	n := 0
+	for i := range m.Readings {
+		if m.Readings[i].Fault != "" {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for i := range m.Readings {
+		if f := m.Readings[i].Fault; f != "" {
+			dst = binary.AppendUvarint(dst, uint64(i))
+			dst = appendStr(dst, f)
+		}
+	}
+	n = 0
+	for i := range m.Events {
+		if m.Events[i].Reason != "" || m.Events[i].By != "" {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for i := range m.Events {
+		if e := &m.Events[i]; e.Reason != "" || e.By != "" {
+			dst = binary.AppendUvarint(dst, uint64(i))
+			dst = appendStr(dst, e.Reason)
+			dst = appendStr(dst, e.By)
+		}
 	}
 	return dst
 }
@@ -216,8 +252,9 @@ func DecodeRecord(b []byte, seq uint64, loc *time.Location) (*edge.Message, erro
 		loc = time.UTC
 	}
 	r := &reader{b: b, loc: loc}
-	if v := r.byte1(); r.err == nil && v != recordVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
+	version := r.byte1()
+	if r.err == nil && version != 1 && version != recordVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, version)
 	}
 	m := &edge.Message{Seq: seq, Kind: edge.Kind(r.byte1())}
 	base := r.varint()
@@ -290,6 +327,24 @@ func DecodeRecord(b []byte, seq uint64, loc *time.Location) (*edge.Message, erro
 			}
 			s.Count = uint32(c)
 			s.Quality = edge.Quality(r.byte1())
+		}
+	}
+	if version >= 2 {
+		for n := r.count(2); n > 0; n-- {
+			i, f := r.uvarint(), r.str()
+			if i >= uint64(len(m.Readings)) {
+				r.fail("fault of a reading that is not there")
+				break
+			}
+			m.Readings[i].Fault = f
+		}
+		for n := r.count(3); n > 0; n-- {
+			i, reason, by := r.uvarint(), r.str(), r.str()
+			if i >= uint64(len(m.Events)) {
+				r.fail("reason of an event that is not there")
+				break
+			}
+			m.Events[i].Reason, m.Events[i].By = reason, by
 		}
 	}
 	if r.err != nil {

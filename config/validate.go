@@ -702,6 +702,9 @@ func (v *validator) interlock(i int, buses map[string]*Bus, devices map[string]*
 		if !hasLimit(pt.Alarms, in.Level) {
 			v.at(ip+".level", "point %q has no %s limit; add alarms.%s to it", in.Point, in.Level, in.Level)
 		}
+		if pt.Maintenance && il.OnFault != OnFaultHold {
+			v.at(ip+".point", "point %q is configured maintenance: true, which votes trip in this fail-safe interlock; take it out of service with `edgecollector maintenance` while the interlock is bypassed instead", in.Point)
+		}
 	}
 	if il.OnFault != OnFaultTrip && il.OnFault != OnFaultHold {
 		v.at(p+".on_fault", "want trip (fail-safe: a faulted detector votes trip) or hold, got %q", il.OnFault)

@@ -42,7 +42,8 @@ type pointState struct {
 	polled  bool
 	value   Value
 	quality Quality
-	fault   string // why the last reading is not good
+	fault   string       // why the last reading is not good
+	maint   *maintenance // out of service
 	updated time.Time
 	byIL    []int         // interlocks with this point as input
 	stats   [2]statAcc    // minute, hour
@@ -177,6 +178,9 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 		stuck := ps.stuck.stuck(&ps.conf, now, r)
 		v, q := ps.conf.Convert(r, stuck)
 		v, q, fault := ps.conf.diagnose(r, v, q)
+		if ps.maint != nil && q.HasValue() {
+			q, fault = Maintenance, "out of service: "+ps.maint.reason
+		}
 		events = append(events, ps.alarm.eval(&ps.conf, now, v, q, fault)...)
 		ps.polled, ps.value, ps.quality, ps.updated, ps.fault = true, v, q, now, fault
 		e.addStat(ps, now, v, q)
@@ -404,6 +408,7 @@ func (e *Engine) expireBypasses() {
 			}
 		}
 	}
+	evs = append(evs, e.expireMaintenance(now)...)
 	if len(evs) > 0 {
 		e.persist()
 	}
@@ -435,6 +440,8 @@ type PointStatus struct {
 	Alarm   Level     `json:"-"`
 	Fault   string    `json:"fault,omitempty"`
 	Updated time.Time `json:"updated,omitzero"`
+	// Maintenance is set while the point is out of service.
+	Maintenance *MaintenanceStatus `json:"maintenance,omitempty"`
 }
 
 // Snapshot returns the state of every point and interlock.
@@ -444,6 +451,9 @@ func (e *Engine) Snapshot() ([]PointStatus, []InterlockStatus) {
 	ps := make([]PointStatus, len(e.points))
 	for i, p := range e.points {
 		ps[i] = PointStatus{Code: p.conf.Code, Value: p.value, Quality: p.quality, Alarm: p.alarm.active(), Fault: p.fault, Updated: p.updated}
+		if m := p.maint; m != nil {
+			ps[i].Maintenance = &MaintenanceStatus{Since: m.since, Until: m.until, Reason: m.reason, By: m.by}
+		}
 	}
 	is := make([]InterlockStatus, len(e.ils))
 	for i, il := range e.ils {
@@ -471,7 +481,7 @@ func (e *Engine) Adopt(old *Engine) {
 		if i, ok := old.index[ps.conf.Code]; ok {
 			o := old.points[i]
 			ps.alarm, ps.filter, ps.stuck, ps.stats = o.alarm, o.filter, o.stuck, o.stats
-			ps.polled, ps.value, ps.quality, ps.updated = o.polled, o.value, o.quality, o.updated
+			ps.polled, ps.value, ps.quality, ps.updated, ps.fault, ps.maint = o.polled, o.value, o.quality, o.updated, o.fault, o.maint
 		}
 	}
 	for _, il := range e.ils {

@@ -110,6 +110,9 @@ func MaxReadingBytes(r *Reading) int {
 	default:
 		n += numberBound(r.Value.Num)
 	}
+	if r.Fault != "" {
+		n += len(`,"fault":`) + jsonStringBound(r.Fault)
+	}
 	if r.Alarm == NoLevel {
 		return n + 4 // null
 	}

@@ -9,6 +9,8 @@ import (
 type LatchState struct {
 	Latched  map[string]time.Time
 	Bypassed []string
+	// Maintenance lists the points out of service (a restart ends that).
+	Maintenance []string
 }
 
 // LatchStore keeps LatchState across restarts. Save may be slow (it syncs a
@@ -30,6 +32,11 @@ func (e *Engine) latchState() LatchState {
 		}
 		if !il.bypassUntil.IsZero() {
 			st.Bypassed = append(st.Bypassed, il.conf.Name)
+		}
+	}
+	for _, ps := range e.points {
+		if ps.maint != nil {
+			st.Maintenance = append(st.Maintenance, ps.conf.Code)
 		}
 	}
 	return st
@@ -95,10 +102,13 @@ func (e *Engine) restore() error {
 	for _, name := range st.Bypassed {
 		evs = append(evs, Event{Type: EventInterlock, State: StateBypassExpired, Interlock: name, TS: now, Message: "bypass ended by restart"})
 	}
+	for _, code := range st.Maintenance {
+		evs = append(evs, Event{Type: EventMaintenance, State: StateExpired, Point: code, TS: now, Message: "back in service: maintenance ended by restart"})
+	}
 	if len(evs) > 0 {
 		e.opts.Emit(&Message{Kind: KindEvent, Created: now, Events: evs})
 	}
-	if len(st.Bypassed) > 0 {
+	if len(st.Bypassed) > 0 || len(st.Maintenance) > 0 {
 		e.persist()
 	}
 	return nil

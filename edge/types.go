@@ -177,9 +177,10 @@ const (
 	EventFault
 	EventInterlock
 	EventSystem
+	EventMaintenance
 )
 
-var eventTypeNames = [...]string{"", "alarm", "fault", "interlock", "system"}
+var eventTypeNames = [...]string{"", "alarm", "fault", "interlock", "system", "maintenance"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventTypeNames) && t != 0 {
@@ -212,6 +213,10 @@ const (
 	StateBypassed       = "bypassed"
 	StateBypassExpired  = "bypass_expired"
 
+	StateStarted = "started" // maintenance
+	StateEnded   = "ended"
+	StateExpired = "expired"
+
 	StateConfigLoaded    = "config_loaded"
 	StateConfigRejected  = "config_rejected"
 	StateBufferDropped   = "buffer_dropped"
@@ -221,10 +226,11 @@ const (
 
 // ValidStates lists the states each event type may carry.
 var ValidStates = map[EventType][]string{
-	EventAlarm:     {StateRaised, StateCleared, StateAcked},
-	EventFault:     {StateRaised, StateCleared},
-	EventInterlock: {StateTripped, StateActionDone, StateActionFailed, StateActionVerified, StateActionMismatch, StateReset, StateBypassed, StateBypassExpired},
-	EventSystem:    {StateConfigLoaded, StateConfigRejected, StateBufferDropped, StateBufferRecreated, StateClockStep},
+	EventAlarm:       {StateRaised, StateCleared, StateAcked},
+	EventFault:       {StateRaised, StateCleared},
+	EventInterlock:   {StateTripped, StateActionDone, StateActionFailed, StateActionVerified, StateActionMismatch, StateReset, StateBypassed, StateBypassExpired},
+	EventSystem:      {StateConfigLoaded, StateConfigRejected, StateBufferDropped, StateBufferRecreated, StateClockStep},
+	EventMaintenance: {StateStarted, StateEnded, StateExpired},
 }
 
 // Action is one output write of an interlock and its proof.
@@ -269,6 +275,8 @@ type Event struct {
 	Ranges    []SeqRange // buffer_dropped: dropped; buffer_recreated: not issued
 	Count     uint64     // buffer_dropped: messages dropped in Ranges
 	Message   string     // a sentence for people
+	Reason    string     // maintenance: why the point is out of service
+	By        string     // maintenance: who took it out or put it back
 }
 
 // EventID is the id of the n-th event (0-based) of the message with this seq.

@@ -530,8 +530,14 @@ func (c *collector) heartbeat(uplink string) jsonfmt.Heartbeat {
 // meta is the point catalogue.
 func (c *collector) meta() []byte {
 	var pts []jsonfmt.MetaPoint
-	for _, p := range c.cfg.Points {
-		mp := jsonfmt.MetaPoint{Point: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Thresholds: map[string]*float64{"LL": nil, "L": nil, "H": nil, "HH": nil}}
+	live, _ := c.engine.Snapshot()
+	for i, p := range c.cfg.Points {
+		mp := jsonfmt.MetaPoint{Point: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Thresholds: map[string]*float64{"LL": nil, "L": nil, "H": nil, "HH": nil},
+			InService: true}
+		if m := live[i].Maintenance; m != nil {
+			mp.InService = false
+			mp.OutOfService = &jsonfmt.OutOfService{Reason: m.Reason, By: m.By, Since: c.enc.TimePtr(m.Since), Until: c.enc.TimePtr(m.Until)}
+		}
 		if len(p.Range) == 2 {
 			mp.Range = &[2]float64{p.Range[0], p.Range[1]}
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,9 +24,14 @@ import (
 // The control endpoint is a Unix socket, mode 0600, at <data dir>/control.sock:
 // one JSON request per connection, one JSON answer.
 type controlRequest struct {
-	Cmd      string `json:"cmd"` // reset, ack, bypass, status, reload
+	Cmd      string `json:"cmd"` // reset, ack, bypass, maintenance, status, reload
 	Name     string `json:"name,omitempty"`
 	Duration string `json:"duration,omitempty"`
+	// maintenance: on (out of service) or off, why, and whether to take a
+	// voting point out of service while its interlock is not bypassed.
+	On     bool   `json:"on,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Force  bool   `json:"force,omitempty"`
 }
 
 type controlAnswer struct {
@@ -128,6 +134,19 @@ func (s *controlServer) do(ctx context.Context, req controlRequest, who string) 
 			err = c.engine.Bypass(req.Name, d, who)
 			msg = fmt.Sprintf("interlock %s bypassed for %s", req.Name, d)
 		}
+	case "maintenance":
+		var d time.Duration
+		if req.On {
+			d, err = time.ParseDuration(req.Duration)
+		}
+		if err == nil {
+			err = c.engine.Maintenance(req.Name, req.On, d, req.Reason, who, req.Force)
+		}
+		msg = fmt.Sprintf("point %s back in service", req.Name)
+		if req.On {
+			msg = fmt.Sprintf("point %s out of service for %s: %s", req.Name, d, req.Reason)
+		}
+		req.Duration = strings.TrimSpace(fmt.Sprintf("on=%v for=%s force=%v reason=%q", req.On, req.Duration, req.Force, req.Reason))
 	case "reload":
 		err = s.reload()
 		msg = "config reloaded"
@@ -148,25 +167,45 @@ func errText(err error, detail string) string {
 	return detail
 }
 
-// cmdControl is the CLI side: reset, ack, bypass, status, reload.
+// cmdControl is the CLI side: reset, ack, bypass, maintenance, status,
+// reload. Flags may come before or after the names.
 func cmdControl(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flags(cmd, stderr)
 	path := fs.String("c", "", "config file of the running collector")
 	sock := fs.String("socket", "", "control socket (default <buffer.dir>/control.sock)")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
+	reason := fs.String("reason", "", "maintenance: why the point goes out of service")
+	dur := fs.String("for", "", "maintenance: how long, at most 8h (e.g. 4h)")
+	force := fs.Bool("force", false, "maintenance: even though the point votes in an interlock that is not bypassed")
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return exitInvalid
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 	req := controlRequest{Cmd: cmd}
-	need := map[string]int{"reset": 1, "ack": 1, "bypass": 2, "status": 0, "reload": 0}[cmd]
-	if fs.NArg() != need {
-		fmt.Fprintf(stderr, "usage: edgecollector %s -c FILE%s\n", cmd, map[string]string{"reset": " INTERLOCK", "ack": " POINT", "bypass": " INTERLOCK DURATION"}[cmd])
+	need := map[string]int{"reset": 1, "ack": 1, "bypass": 2, "maintenance": 2, "status": 0, "reload": 0}[cmd]
+	usage := map[string]string{"reset": " INTERLOCK", "ack": " POINT", "bypass": " INTERLOCK DURATION",
+		"maintenance": " POINT on --reason TEXT --for DURATION [--force] | POINT off"}[cmd]
+	if len(pos) != need || cmd == "maintenance" && pos[1] != "on" && pos[1] != "off" {
+		fmt.Fprintf(stderr, "usage: edgecollector %s -c FILE%s\n", cmd, usage)
 		return exitInvalid
 	}
 	if need >= 1 {
-		req.Name = fs.Arg(0)
+		req.Name = pos[0]
 	}
 	if need == 2 {
-		req.Duration = fs.Arg(1)
+		req.Duration = pos[1]
+	}
+	if cmd == "maintenance" {
+		req.On, req.Duration, req.Reason, req.Force = pos[1] == "on", *dur, *reason, *force
+		if req.On && (*dur == "" || *reason == "") {
+			fmt.Fprintf(stderr, "maintenance %s on needs --reason and --for (at most 8h)\n", req.Name)
+			return exitInvalid
+		}
 	}
 	if *sock == "" {
 		cfg, code := loadConfig(*path, stderr)
@@ -229,6 +268,8 @@ type pointDoc struct {
 	Alarm   string `json:"alarm,omitempty"`
 	Fault   string `json:"fault,omitempty"`
 	Updated string `json:"updated,omitempty"`
+	// Maintenance is set while the point is out of service.
+	Maintenance *edge.MaintenanceStatus `json:"maintenance,omitempty"`
 }
 
 func (c *collector) status() statusDoc {
@@ -252,7 +293,7 @@ func (c *collector) status() statusDoc {
 		d.Uplinks[name] = m
 	}
 	for _, p := range pts {
-		pd := pointDoc{Point: p.Code, Quality: p.Quality.String(), Alarm: p.Alarm.String(), Fault: p.Fault}
+		pd := pointDoc{Point: p.Code, Quality: p.Quality.String(), Alarm: p.Alarm.String(), Fault: p.Fault, Maintenance: p.Maintenance}
 		if p.Updated.IsZero() {
 			pd.Quality = "not polled"
 		} else {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -152,4 +153,91 @@ uplink: {mqtt: {url: %q}}
 		t.Fatalf("messages failing the schema: %v", sub.invalid)
 	}
 	_ = ms
+}
+
+// TestPointOutOfService with the real binary: `maintenance GT-1 on` is
+// refused while GT-1 votes in an interlock that is not bypassed; with the
+// interlock bypassed it is taken out of service (readings maintenance with
+// their value, an event naming reason and user, status saying so), then
+// put back; every step is in the audit log.
+func TestPointOutOfService(t *testing.T) {
+	pl := startPlant(t)
+	broker := testpeer.Mosquitto(t, false)
+	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-OOS/+", "platform-oos", false)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`gateway: {enterprise: "91320500TEST", code: GW-OOS}
+buses: [{name: plc, type: modbus-tcp, address: %q}]
+devices: [{name: gas, bus: plc, unit: 1, timeout: 500ms}]
+points:
+  - {code: GT-1, kind: gas, device: gas, interval: 100ms, unit: "%%LEL", scale: 0.1, range: [0, 100], gas: {type: combustible},
+     source: {table: holding, address: 0}, alarms: {H: 25, HH: 50}, report: {mode: every}}
+interlocks:
+  - name: ESD-1
+    when: {inputs: [{point: GT-1, level: HH}]}
+    actions: [{device: gas, table: coil, address: 0, value: 0}]
+buffer: {dir: %q}
+uplink: {mqtt: {url: %q}}
+`, pl.addr, filepath.Join(dir, "data"), broker.URL()))
+	coll := testpeer.Start(t, collectorBin, "run", "-c", cfg)
+	waitPoint(t, cfg, "GT-1", 15*time.Second, func(p map[string]any) bool { return p["quality"] == "good" })
+	out, err := ctl(t, cfg, "maintenance", "GT-1", "on", "--reason", "calibration", "--for", "1h")
+	if err == nil || !strings.Contains(out, "ESD-1") || !strings.Contains(out, "bypass") {
+		t.Fatalf("out of service while voting in ESD-1: %v %s", err, out)
+	}
+	if out, err := ctl(t, cfg, "bypass", "ESD-1", "2h"); err != nil {
+		t.Fatalf("bypass: %v %s", err, out)
+	}
+	if out, err := ctl(t, cfg, "maintenance", "GT-1", "on", "--reason", "calibration with 50 %LEL test gas", "--for", "1h"); err != nil {
+		t.Fatalf("maintenance on: %v %s", err, out)
+	}
+	p := waitPoint(t, cfg, "GT-1", 5*time.Second, func(p map[string]any) bool { return p["quality"] == "maintenance" })
+	if p["maintenance"] == nil || p["value"] != 3.0 {
+		t.Fatalf("status out of service: %v", p)
+	}
+	pl.setGas(0, 50) // the test gas: no alarm, no trip
+	ms := sub.waitFor("maintenance started and readings in maintenance", 10*time.Second, func(ms []received) bool {
+		n := 0
+		for _, m := range ms {
+			if topicIs("rt")(m) && strings.Contains(string(m.Raw), `"value":50,"unit":"%LEL","quality":"maintenance"`) {
+				n++
+			}
+		}
+		return hasEvent(ms, "maintenance", "started", "GT-1") && n > 3
+	})
+	if hasEvent(ms, "alarm", "raised", "GT-1") || hasEvent(ms, "interlock", "tripped", "ESD-1") {
+		t.Fatal("test gas on a point out of service raised an alarm or tripped")
+	}
+	var started map[string]any
+	for _, m := range ms {
+		if topicIs("event")(m) {
+			for _, e := range m.Body["events"].([]any) {
+				if ev := e.(map[string]any); ev["type"] == "maintenance" {
+					started = ev
+				}
+			}
+		}
+	}
+	if started["reason"] != "calibration with 50 %LEL test gas" || !strings.Contains(fmt.Sprint(started["by"]), "uid") {
+		t.Fatalf("maintenance event: %v", started)
+	}
+	pl.setGas(0, 3)
+	if out, err := ctl(t, cfg, "maintenance", "GT-1", "off"); err != nil {
+		t.Fatalf("maintenance off: %v %s", err, out)
+	}
+	sub.waitFor("back in service", 10*time.Second, func(ms []received) bool { return hasEvent(ms, "maintenance", "ended", "GT-1") })
+	waitPoint(t, cfg, "GT-1", 5*time.Second, func(p map[string]any) bool { return p["quality"] == "good" })
+	if len(sub.invalid) > 0 {
+		t.Fatalf("messages failing the schema: %v", sub.invalid)
+	}
+	if err := coll.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	aout, err := exec.Command(collectorBin, "audit", "verify", "-c", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(aout), "intact") {
+		t.Fatalf("audit verify: %v %s", err, aout)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "data", "audit.log"))
+	if !strings.Contains(string(log), "maintenance") || !strings.Contains(string(log), "calibration with 50") {
+		t.Fatalf("audit log lacks the maintenance commands:\n%s", log)
+	}
 }

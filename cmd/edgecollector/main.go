@@ -61,6 +61,8 @@ commands:
   reset -c FILE NAME      reset a tripped interlock's latch
   ack -c FILE POINT       acknowledge a point's alarms
   bypass -c FILE NAME DUR bypass an interlock for DUR (at most 8h)
+  maintenance -c FILE POINT on --reason TEXT --for DUR [--force] | POINT off
+                          take a point out of service (quality maintenance, alarms held) or back
   status -c FILE          print the running collector's status
   reload -c FILE          reload the config (a bad one is rejected, the running one stays)
   audit verify -c FILE    verify the audit log's hash chain
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) i
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "read":
 		return cmdRead(ctx, rest, stdout, stderr, d)
-	case "reset", "ack", "bypass", "status", "reload":
+	case "reset", "ack", "bypass", "maintenance", "status", "reload":
 		return cmdControl(cmd, rest, stdout, stderr)
 	case "audit":
 		return cmdAudit(rest, stdout, stderr)

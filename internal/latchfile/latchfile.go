@@ -29,8 +29,9 @@ func New(path string) *File { return &File{Path: path} }
 // onDisk is the file's content; the format of the first wave's
 // interlocks.json, so an upgrade keeps its latches.
 type onDisk struct {
-	Latched  map[string]time.Time `json:"latched"`
-	Bypassed []string             `json:"bypassed,omitempty"`
+	Latched     map[string]time.Time `json:"latched"`
+	Bypassed    []string             `json:"bypassed,omitempty"`
+	Maintenance []string             `json:"maintenance,omitempty"`
 }
 
 // Load reads the file; a missing file is an empty state.
@@ -51,12 +52,12 @@ func (f *File) Load() (edge.LatchState, error) {
 		}
 		return edge.LatchState{}, fmt.Errorf("%s is unreadable (%v); kept as %s", f.Path, err, aside)
 	}
-	return edge.LatchState{Latched: d.Latched, Bypassed: d.Bypassed}, nil
+	return edge.LatchState{Latched: d.Latched, Bypassed: d.Bypassed, Maintenance: d.Maintenance}, nil
 }
 
 // Save replaces the file with st, durably.
 func (f *File) Save(st edge.LatchState) error {
-	b, err := json.MarshalIndent(onDisk{Latched: st.Latched, Bypassed: st.Bypassed}, "", "  ")
+	b, err := json.MarshalIndent(onDisk{Latched: st.Latched, Bypassed: st.Bypassed, Maintenance: st.Maintenance}, "", "  ")
 	if err != nil {
 		return err
 	}

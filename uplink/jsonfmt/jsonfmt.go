@@ -116,6 +116,10 @@ func (e *Encoder) reading(dst []byte, r *edge.Reading) []byte {
 		dst = append(dst, r.Alarm.String()...)
 		dst = append(dst, '"')
 	}
+	if r.Fault != "" {
+		dst = append(dst, `,"fault":`...)
+		dst = appendString(dst, r.Fault)
+	}
 	return append(dst, '}')
 }
 
@@ -130,7 +134,8 @@ func (e *Encoder) event(dst []byte, ev *edge.Event, seq uint64, n int) []byte {
 	dst = append(dst, ev.Type.String()...)
 	dst = append(dst, `","state":`...)
 	dst = appendString(dst, ev.State)
-	for _, f := range [...]struct{ k, v string }{{"point", ev.Point}, {"interlock", ev.Interlock}, {"subject", ev.Subject}, {"level", ev.Level}} {
+	for _, f := range [...]struct{ k, v string }{{"point", ev.Point}, {"interlock", ev.Interlock}, {"subject", ev.Subject}, {"level", ev.Level},
+		{"reason", ev.Reason}, {"by", ev.By}} {
 		if f.v != "" {
 			dst = append(dst, ',', '"')
 			dst = append(dst, f.k...)

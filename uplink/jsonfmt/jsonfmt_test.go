@@ -250,6 +250,9 @@ func TestReadingBoundHolds(t *testing.T) {
 			}
 			r := edge.Reading{Point: strs[rnd.IntN(len(strs))] + strconv.Itoa(i), TS: ts.Add(time.Duration(rnd.Int64N(1e15))),
 				Value: v, Unit: strs[rnd.IntN(len(strs))], Quality: edge.Quality(rnd.IntN(8)), Alarm: edge.Level(rnd.IntN(5))}
+			if rnd.IntN(3) == 0 {
+				r.Fault = strs[rnd.IntN(len(strs))]
+			}
 			got := len(e.reading([]byte{','}, &r))
 			if bound := edge.MaxReadingBytes(&r); got > bound {
 				t.Fatalf("%+v encodes to %d bytes, bound %d", r, got, bound)

@@ -99,6 +99,19 @@ type MetaPoint struct {
 	Range      *[2]float64         `json:"range"`
 	Thresholds map[string]*float64 `json:"thresholds"`
 	Factor     string              `json:"hj212_factor,omitempty"`
+	// InService is false while the point is out of service (maintenance),
+	// with why, who and until when (Jiangsu's IS_USE, STOP_REMARK,
+	// STOP_PSN, STOP_TIME).
+	InService    bool          `json:"in_service"`
+	OutOfService *OutOfService `json:"out_of_service,omitempty"`
+}
+
+// OutOfService is why and until when a point is in maintenance.
+type OutOfService struct {
+	Reason string  `json:"reason"`
+	By     string  `json:"by"`
+	Since  *string `json:"since"`
+	Until  *string `json:"until"`
 }
 
 // Meta is the retained point catalogue (the provincial sensor table:
