@@ -2,7 +2,9 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +44,8 @@ func Load(path string) (*Config, error) {
 // directory to resolve relative file names.
 func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{file: name, pos: map[string]pos{}}
-	cfg := &Config{File: name}
+	sum := sha256.Sum256(data)
+	cfg := &Config{File: name, SHA256: hex.EncodeToString(sum[:])}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); errors.Is(err, io.EOF) {

@@ -13,6 +13,9 @@ import (
 type Config struct {
 	// File is the path the config was loaded from ("" when parsed from memory).
 	File string `yaml:"-"`
+	// SHA256 is the hex SHA-256 of the file's bytes (the heartbeat names
+	// the running config by it).
+	SHA256 string `yaml:"-"`
 
 	Gateway    Gateway     `yaml:"gateway"`
 	Buses      []Bus       `yaml:"buses"`

@@ -2,16 +2,42 @@ package edge
 
 import (
 	"context"
-	"log/slog"
 	"math"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
 
 // GroupSource is one device's points in a poll group.
 type GroupSource struct {
+	// Device names the source in the group's stats.
+	Device string
 	Source Source
 	Points []int // engine point indexes, in the source's order
+}
+
+// GroupStats is what a poll group reports on itself.
+type GroupStats struct {
+	Name     string
+	Interval time.Duration
+	Ticks    uint64
+	// Overruns counts ticks that took longer than the interval: the next
+	// tick started late (the ticker drops the ticks it missed).
+	Overruns      uint64
+	LastDuration  time.Duration
+	MaxDuration   time.Duration
+	TotalDuration time.Duration // over all Ticks
+	Sources       []SourceStats
+}
+
+// SourceStats is one device's record in a poll group.
+type SourceStats struct {
+	Device   string
+	Reads    uint64 // reads of the device's points, one a tick
+	Failures uint64 // reads in which some point came back with an error
+	// LastSuccess is the end of the last read without any error (zero:
+	// never).
+	LastSuccess time.Time
 }
 
 // Group is one (bus, interval) poll group: one goroutine that reads its
@@ -25,11 +51,50 @@ type Group struct {
 	// MaxMessageBytes splits a tick's readings into several rt messages
 	// (default 65536).
 	MaxMessageBytes int
-	Logger          *slog.Logger
-	// OnTick, when set, is called after each tick with its duration.
-	OnTick func(d time.Duration)
 
 	raw [][]Raw // per source, reused every tick
+
+	mu    sync.Mutex
+	stats GroupStats
+}
+
+// Stats returns the group's counters so far.
+func (g *Group) Stats() GroupStats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.stats
+	st.Name, st.Interval = g.Name, g.Interval
+	st.Sources = append([]SourceStats(nil), g.stats.Sources...)
+	if len(st.Sources) != len(g.Sources) {
+		st.Sources = make([]SourceStats, len(g.Sources))
+	}
+	for i := range st.Sources {
+		st.Sources[i].Device = g.Sources[i].Device
+	}
+	return st
+}
+
+// record counts one source read.
+func (g *Group) record(i int, raw []Raw, at time.Time) {
+	failed := false
+	for j := range raw {
+		if raw[j].Err != nil {
+			failed = true
+			break
+		}
+	}
+	g.mu.Lock()
+	if len(g.stats.Sources) != len(g.Sources) {
+		g.stats.Sources = make([]SourceStats, len(g.Sources))
+	}
+	s := &g.stats.Sources[i]
+	s.Reads++
+	if failed {
+		s.Failures++
+	} else {
+		s.LastSuccess = at
+	}
+	g.mu.Unlock()
 }
 
 // Run polls until ctx ends.
@@ -75,8 +140,10 @@ func (g *Group) Tick(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // a cancelled read is no reading
 		}
+		now := time.Now()
+		g.record(i, raw, now)
 		var evs []Event
-		readings, evs = g.Engine.Tick(ctx, readings, time.Now(), s.Points, raw)
+		readings, evs = g.Engine.Tick(ctx, readings, now, s.Points, raw)
 		events = append(events, evs...)
 	}
 	var out []*Message
@@ -84,9 +151,16 @@ func (g *Group) Tick(ctx context.Context) {
 		out = append(out, &Message{Kind: KindEvent, Created: events[0].TS, Events: events})
 	}
 	g.Queue.PutAll(append(out, SplitReadings(readings, start, g.MaxMessageBytes)...)...)
-	if g.OnTick != nil {
-		g.OnTick(time.Since(start))
+	d := time.Since(start)
+	g.mu.Lock()
+	st := &g.stats
+	st.Ticks++
+	st.LastDuration, st.TotalDuration = d, st.TotalDuration+d
+	st.MaxDuration = max(st.MaxDuration, d)
+	if g.Interval > 0 && d > g.Interval {
+		st.Overruns++
 	}
+	g.mu.Unlock()
 }
 
 // MaxReadingBytes bounds a reading's size in the JSON format

@@ -12,12 +12,13 @@ import (
 // never blocks: when the queue is full the oldest readings make room
 // (events go last), and every drop is counted for a buffer_dropped report.
 type Queue struct {
-	mu     sync.Mutex
-	items  []*Message
-	max    int
-	ready  chan struct{}
-	drops  queueDrops
-	closed bool
+	mu    sync.Mutex
+	items []*Message
+	max   int
+	ready chan struct{}
+	drops queueDrops
+	// dropped counts every message dropped since the queue was made.
+	dropped uint64
 }
 
 type queueDrops struct {
@@ -82,6 +83,7 @@ func (q *Queue) drop(m *Message) {
 		d.last = m.Created
 	}
 	d.messages++
+	q.dropped++
 	d.readings += len(m.Readings)
 	d.events += len(m.Events)
 }
@@ -125,6 +127,13 @@ func (q *Queue) urgent(batch int) bool {
 		}
 	}
 	return false
+}
+
+// Dropped is the number of messages dropped since the queue was made.
+func (q *Queue) Dropped() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped
 }
 
 // Len is the number of messages waiting.

@@ -117,7 +117,7 @@ type proc struct {
 
 func start(name string, args ...string) (*proc, error) {
 	p := &proc{cmd: exec.Command(name, args...)}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = procAttr()
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

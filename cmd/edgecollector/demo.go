@@ -19,6 +19,7 @@ import (
 
 	"github.com/hazwatch/edgecollector/config"
 	"github.com/hazwatch/edgecollector/drivers/sim"
+	"github.com/hazwatch/edgecollector/internal/collector"
 )
 
 // cmdDemo runs the embedded default: the simulated tank farm as Modbus TCP
@@ -84,7 +85,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "edgecollector demo: %s; broker mqtt://%s; data in %s\n", farm, *broker, *data)
 	fmt.Fprintf(stdout, "a gas leak starts at T-101 in %s: watch the alarm, the interlock ESD-101 and valve XV-101. Ctrl-C stops.\n", sim.LeakAt)
 	fmt.Fprintf(stdout, "try: mbpoll -m tcp -p %s -a 1 -t 3 -r 1 -c 1 -0 -1 %s   (GT-101 raw counts, 4000 + 160 x %%LEL)\n", portOf(*gas), hostOf(*gas))
-	if err := serve(ctx, cfg, log, deps{}, nil); err != nil {
+	if err := serve(ctx, cfg, collector.Deps{Logger: log}); err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return exitFail
 	}

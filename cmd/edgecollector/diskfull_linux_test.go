@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hazwatch/edgecollector/internal/collector"
 	"github.com/hazwatch/edgecollector/internal/testpeer"
 )
 
@@ -58,20 +59,20 @@ func fillTo(t *testing.T, dir string, leave int64) string {
 	return p
 }
 
-func status(t *testing.T, sock string) statusDoc {
+func status(t *testing.T, sock string) collector.Status {
 	t.Helper()
-	ans, err := callControl(sock, controlRequest{Cmd: "status"})
+	ans, err := collector.Call(sock, collector.Request{Cmd: "status"})
 	if err != nil || ans.Status == nil {
 		t.Fatalf("status: %v %+v", err, ans)
 	}
 	return *ans.Status
 }
 
-func waitStatus(t *testing.T, sock, what string, within time.Duration, f func(statusDoc) bool) statusDoc {
+func waitStatus(t *testing.T, sock, what string, within time.Duration, f func(collector.Status) bool) collector.Status {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		if ans, err := callControl(sock, controlRequest{Cmd: "status"}); err == nil && ans.Status != nil && f(*ans.Status) {
+		if ans, err := collector.Call(sock, collector.Request{Cmd: "status"}); err == nil && ans.Status != nil && f(*ans.Status) {
 			return *ans.Status
 		}
 		if time.Now().After(deadline) {
@@ -101,12 +102,12 @@ func TestDiskFull(t *testing.T) {
 	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-T/+", "platform-diskfull", true)
 
 	coll := testpeer.Start(t, collectorBin, "run", "-c", cfg)
-	waitStatus(t, sock, "durable and publishing", 15*time.Second, func(s statusDoc) bool { return s.Buffer["durable"] == true })
+	waitStatus(t, sock, "durable and publishing", 15*time.Second, func(s collector.Status) bool { return s.Buffer.Durable })
 	sub.waitFor("first readings", 10*time.Second, func(ms []received) bool { return len(seqsReceived(ms)) > 5 })
 
 	filler := fillTo(t, disk, 24<<20) // below min_free (64 MiB), above the 8 MiB needed to open
-	st := waitStatus(t, sock, "degraded: disk full", 10*time.Second, func(s statusDoc) bool { return s.Buffer["durable"] == false })
-	t.Logf("disk full: %v", st.Buffer["degraded"])
+	st := waitStatus(t, sock, "degraded: disk full", 10*time.Second, func(s collector.Status) bool { return !s.Buffer.Durable })
+	t.Logf("disk full: %v", st.Buffer.Degraded)
 	// While the broker is up, messages held in memory are sent live and
 	// acknowledged; with it down too, they pile up and the queue overflows.
 	broker.Stop()
@@ -115,7 +116,7 @@ func TestDiskFull(t *testing.T) {
 	if coll.Exited() {
 		t.Fatalf("the collector died on a full disk:\n%s", coll.Output())
 	}
-	if st.Buffer["dropped"].(float64) == 0 {
+	if st.Buffer.Dropped == 0 {
 		t.Fatalf("6 s at 10 messages/s did not overflow a 40-message memory queue: %+v", st.Buffer)
 	}
 	polled := false
@@ -132,8 +133,8 @@ func TestDiskFull(t *testing.T) {
 	coll.Signal(syscall.SIGKILL)
 	coll.Wait(10 * time.Second)
 	coll = testpeer.Start(t, collectorBin, "run", "-c", cfg)
-	waitStatus(t, sock, "restarted on the full disk", 20*time.Second, func(s statusDoc) bool {
-		return s.Buffer["durable"] == false && s.Buffer["last_seq"].(float64) > 0
+	waitStatus(t, sock, "restarted on the full disk", 20*time.Second, func(s collector.Status) bool {
+		return !s.Buffer.Durable && s.Buffer.LastSeq > 0
 	})
 	time.Sleep(2 * time.Second)
 	if coll.Exited() {
@@ -141,18 +142,18 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	os.Remove(filler)
-	st = waitStatus(t, sock, "durable again", 30*time.Second, func(s statusDoc) bool { return s.Buffer["durable"] == true })
+	st = waitStatus(t, sock, "durable again", 30*time.Second, func(s collector.Status) bool { return s.Buffer.Durable })
 	broker.Start()
 	time.Sleep(2 * time.Second)
 	if err := coll.Stop(); err != nil {
 		t.Fatalf("collector did not stop cleanly: %v", err)
 	}
-	last := uint64(st.Buffer["last_seq"].(float64))
+	last := st.Buffer.LastSeq
 	// Every seq up to last arrived, or is named by a buffer_dropped report.
 	sub.waitFor("every seq received or reported dropped", 60*time.Second, func(ms []received) bool {
 		return len(unaccounted(ms, last)) == 0
 	})
-	t.Logf("seqs 1-%d all received or reported dropped; %v dropped in memory", last, st.Buffer["dropped"])
+	t.Logf("seqs 1-%d all received or reported dropped; %v dropped in memory", last, st.Buffer.Dropped)
 }
 
 // unaccounted lists seqs in 1..last neither received nor reported dropped

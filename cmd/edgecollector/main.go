@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/hazwatch/edgecollector/config"
 	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/internal/collector"
 )
 
 // Exit codes.
@@ -67,6 +69,7 @@ commands:
   reload -c FILE          reload the config (a bad one is rejected, the running one stays)
   audit verify -c FILE    verify the audit log's hash chain
   version                 print the version
+  help                    print this list
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) int {
@@ -83,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) i
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "read":
-		return cmdRead(ctx, rest, stdout, stderr, d)
+		return cmdRead(ctx, rest, stdout, stderr)
 	case "reset", "ack", "bypass", "maintenance", "status", "reload":
 		return cmdControl(cmd, rest, stdout, stderr)
 	case "audit":
@@ -149,7 +152,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer, d deps) int {
 		return code
 	}
 	if *hw {
-		if err := checkHardwareWith(cfg, d); err != nil {
+		if err := collector.CheckHardware(cfg, d.openI2C); err != nil {
 			fmt.Fprintf(stderr, "%s: hardware: %v\n", *path, err)
 			return exitFail
 		}
@@ -191,7 +194,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 		return code
 	}
 	log := newLogger(cfg, stderr)
-	if err := checkHardwareWith(cfg, d); err != nil {
+	if err := collector.CheckHardware(cfg, d.openI2C); err != nil {
 		log.Error("hardware named in the config is not usable; fix it or the config", "err", err)
 		return exitFail
 	}
@@ -203,25 +206,23 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 			}
 		}()
 	}
-	var hook func(*collector)
+	cd := collector.Deps{OpenI2C: d.openI2C, Logger: log}
 	if *printAppended {
 		var mu sync.Mutex
 		out := bufio.NewWriterSize(os.Stdout, 1<<16)
-		hook = func(c *collector) {
-			c.onAppendBatch = func(ms []*edge.Message, err error) {
-				if err != nil {
-					return // not durable: never reported as appended
-				}
-				mu.Lock()
-				for _, m := range ms {
-					fmt.Fprintf(out, "appended %d\n", m.Seq)
-				}
-				out.Flush()
-				mu.Unlock()
+		cd.OnAppendBatch = func(ms []*edge.Message, err error) {
+			if err != nil {
+				return // not durable: never reported as appended
 			}
+			mu.Lock()
+			for _, m := range ms {
+				fmt.Fprintf(out, "appended %d\n", m.Seq)
+			}
+			out.Flush()
+			mu.Unlock()
 		}
 	}
-	if err := serve(ctx, cfg, log, d, hook); err != nil {
+	if err := serve(ctx, cfg, cd); err != nil {
 		log.Error("collector failed", "err", err)
 		return exitFail
 	}
@@ -229,46 +230,38 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 }
 
 // serve runs a validated config until ctx ends. SIGHUP and the control
-// endpoint's reload load the file again: a bad config, or one that would
-// change a latched or bypassed interlock, is rejected and the running one
-// stays; a good one replaces it, keeping the state of unchanged points and
-// interlocks.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d deps, hook func(*collector)) error {
+// socket's reload load the file again (collector.Reload): a bad config, or
+// one that would change a tripped or bypassed interlock, is rejected and
+// the running one stays; a good one replaces it, keeping the state of
+// unchanged points and interlocks.
+func serve(ctx context.Context, cfg *config.Config, d collector.Deps) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	var prev *collector
+	log := d.Logger
 	for {
-		c, err := newCollector(ctx, cfg, log, d, prev)
+		c, err := collector.New(ctx, cfg, d)
 		if err != nil {
 			return err
 		}
-		if hook != nil {
-			hook(c)
+		var services []collector.Service
+		sock := collector.SocketPath(cfg)
+		l, err := listenControl(sock)
+		switch {
+		case err == nil:
+			services = append(services, controlService(c, l))
+		case runtime.GOOS == "linux":
+			c.Close()
+			return err
+		default:
+			log.Warn("running without a control socket", "err", err)
 		}
 		rctx, stop := context.WithCancel(ctx)
-		var mu sync.Mutex
-		var next *config.Config
-		reload := func() error {
-			n, err := config.Load(cfg.File)
-			if err == nil {
-				err = c.reloadAllowed(n)
-			}
-			if err != nil {
-				c.rejectConfig(err)
-				return err
-			}
-			mu.Lock()
-			next = n
-			mu.Unlock()
-			stop()
-			return nil
-		}
 		go func() {
 			for {
 				select {
 				case <-hup:
-					if err := reload(); err != nil {
+					if err := c.Reload(); err != nil {
 						log.Error("reload rejected; the running config stays", "err", firstLine(err.Error()))
 					}
 				case <-rctx.Done():
@@ -276,17 +269,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d deps, ho
 				}
 			}
 		}()
-		ctl := &controlServer{c: c, log: log, reload: reload}
-		err = c.run(rctx, ctl.serve)
+		err = c.Run(rctx, services...)
 		stop()
-		mu.Lock()
-		n := next
-		mu.Unlock()
+		if l != nil {
+			os.Remove(sock)
+		}
+		n := c.Next()
 		if err != nil || ctx.Err() != nil || n == nil {
 			return err
 		}
 		log.Info("config reloaded", "file", n.File)
-		cfg, prev = n, c
+		cfg, d.Prev = n, c
 	}
 }
 

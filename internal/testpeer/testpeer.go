@@ -108,7 +108,7 @@ func (l *lockedBuf) String() string {
 func Start(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	p := &Proc{Cmd: cmd, Name: filepath.Base(name), out: &lockedBuf{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

@@ -35,6 +35,8 @@ type Heartbeat struct {
 	AuditHead     string      `json:"audit_head"` // hash of the audit log's last entry
 	// Interlocks: each interlock and the state of each of its outputs.
 	Interlocks []HeartbeatInterlock `json:"interlocks,omitempty"`
+	// ConfigSHA256 is the hex SHA-256 of the running config file.
+	ConfigSHA256 string `json:"config_sha256"`
 }
 
 // HeartbeatInterlock is one interlock in the heartbeat.

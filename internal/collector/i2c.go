@@ -1,4 +1,4 @@
-package main
+package collector
 
 import (
 	"errors"
@@ -10,24 +10,18 @@ import (
 	"github.com/hazwatch/edgecollector/edge"
 )
 
-// opener is the I2C bus opener: injected by tests, periph.io's host
-// drivers otherwise.
-func (d deps) opener() edgei2c.Opener {
-	if d.openI2C != nil {
-		return d.openI2C
+// CheckHardware opens every serial port and I2C bus the config names,
+// failing fast with the bus named (open nil: periph.io's host drivers).
+func CheckHardware(cfg *config.Config, open edgei2c.Opener) error {
+	if open == nil {
+		open = edgei2c.OpenHost
 	}
-	return edgei2c.OpenHost
-}
-
-// checkHardwareWith opens every serial port and I2C bus the config names,
-// failing fast with the bus named.
-func checkHardwareWith(cfg *config.Config, d deps) error {
-	errs := []error{checkHardware(cfg)}
+	errs := []error{checkSerial(cfg)}
 	for _, b := range cfg.Buses {
 		if b.Type != config.BusI2C {
 			continue
 		}
-		bus, err := edgei2c.Open(b.Name, b.Device, d.opener())
+		bus, err := edgei2c.Open(b.Name, b.Device, open)
 		if err != nil {
 			errs = append(errs, err) // names the bus and the device
 			continue
@@ -38,12 +32,12 @@ func checkHardwareWith(cfg *config.Config, d deps) error {
 }
 
 // openI2CBuses opens each I2C bus once; its devices share it.
-func (c *collector) openI2CBuses(d deps) error {
+func (c *Collector) openI2CBuses() error {
 	for _, b := range c.cfg.Buses {
 		if b.Type != config.BusI2C {
 			continue
 		}
-		bus, err := edgei2c.Open(b.Name, b.Device, d.opener())
+		bus, err := edgei2c.Open(b.Name, b.Device, c.deps.OpenI2C)
 		if err != nil {
 			return err // names the bus and the device
 		}
@@ -53,7 +47,7 @@ func (c *collector) openI2CBuses(d deps) error {
 }
 
 // i2cSource builds the source of an I2C device's points.
-func (c *collector) i2cSource(device string, idx []int, log *slog.Logger) (edge.Source, error) {
+func (c *Collector) i2cSource(device string, idx []int, log *slog.Logger) (edge.Source, error) {
 	dv := c.cfg.Device(device)
 	bus := c.i2c[dv.Bus]
 	if bus == nil {

@@ -1,4 +1,4 @@
-package main
+package collector
 
 import (
 	"bufio"
@@ -151,27 +151,92 @@ func checkStatusShape(t *testing.T, doc []byte, golden string) {
 	}
 }
 
-// TestStatusKeys pins the status document's keys and types (DESIGN.md:
-// "Status JSON is an interface") on a collector with both uplinks, a
-// tripped interlock and an alarm.
-func TestStatusKeys(t *testing.T) {
-	slave := &plantSlave{gas: 600}
+// startSlave serves slave on a free loopback port.
+func startSlave(t *testing.T, slave *plantSlave) string {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	srv, err := smodbus.NewServer(&smodbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 4, Timeout: time.Minute}, slave)
+	srv, err := smodbus.NewServer(&smodbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 8, Timeout: time.Minute}, slave)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
+	t.Cleanup(func() { srv.Stop() })
+	return addr
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// running is a collector run in-process by a test.
+type running struct {
+	*Collector
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// runCollector loads path and runs it until the test ends (or stop).
+func runCollector(t *testing.T, path string, d Deps, services ...Service) *running {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := New(ctx, cfg, d)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	r := &running{Collector: c, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- c.Run(ctx, services...) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop ends Run and waits for its ordered shutdown.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+		}
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("the collector did not stop within 60 s")
+		return nil
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// plantConfig is a collector on one live gas detector (and one lost one),
+// an ESD interlock, both uplinks pointed at a dead port.
+func plantConfig(t *testing.T, slave, hh string, extra string) string {
 	dir := t.TempDir()
 	dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	path := writeFile(t, dir, "c.yaml", fmt.Sprintf(`gateway: {enterprise: "91320500TEST", code: GW-SK}
+	return writeFile(t, dir, "c.yaml", fmt.Sprintf(`gateway: {enterprise: "91320500TEST", code: GW-SK}
 buses: [{name: plc, type: modbus-tcp, address: %q}, {name: gone, type: modbus-tcp, address: %q, connect_timeout: 200ms}]
 devices: [{name: gas, bus: plc, unit: 1}, {name: lost, bus: gone, unit: 1, timeout: 200ms, retries: 0}]
 points:
-  - {code: GT-1, kind: gas, device: gas, interval: 100ms, unit: "%%LEL", scale: 0.1, gas: {type: combustible}, source: {table: holding, address: 0}, alarms: {HH: 50}, hj212: {factor: a99001}}
+  - {code: GT-1, kind: gas, device: gas, interval: 100ms, unit: "%%LEL", scale: 0.1, gas: {type: combustible}, source: {table: holding, address: 0}, alarms: {HH: %s}, hj212: {factor: a99001}}
   - {code: GT-2, kind: gas, device: lost, interval: 100ms, unit: "%%LEL", gas: {type: combustible}, source: {table: holding, address: 0}, hj212: {factor: a99002}}
 interlocks:
   - {name: ESD-1, when: {inputs: [{point: GT-1, level: HH}]}, actions: [{device: gas, table: coil, address: 0, value: 0}]}
@@ -179,39 +244,45 @@ buffer: {dir: %q}
 uplink:
   mqtt: {url: "tcp://%s"}
   hj212: {address: %q, st: "32", pw: "123456", mn: "010000A8900016F000169DC0"}
-`, addr, dead, filepath.Join(dir, "data"), dead, dead))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, err := newCollector(ctx, cfg, slog.New(slog.DiscardHandler), deps{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	var st statusDoc
-	for {
-		st = c.status()
-		if len(st.Interlocks) == 1 && st.Interlocks[0].Tripped && len(st.Points) == 2 && st.Points[0].Alarm != "" &&
-			st.Points[1].Fault != "" && st.Buffer["last_seq"].(uint64) > 0 {
-			break
-		}
+%s`, slave, dead, hh, filepath.Join(dir, "data"), dead, dead, extra))
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the collector did not reach a tripped, alarmed state: %+v", st)
+			t.Fatalf("%s: not within %s", what, within)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// tripped waits until the plant is tripped and alarmed, both points polled.
+func tripped(t *testing.T, c *Collector) Status {
+	var st Status
+	waitFor(t, "a tripped, alarmed state", 30*time.Second, func() bool {
+		st = c.Status()
+		return len(st.Interlocks) == 1 && st.Interlocks[0].Tripped && len(st.Points) == 2 && st.Points[0].Alarm != "" &&
+			st.Points[1].Fault != "" && st.Buffer.LastSeq > 0
+	})
+	return st
+}
+
+// TestStatusKeys pins the status document's keys and types (DESIGN.md:
+// "Status JSON is an interface") on a collector with both uplinks, a
+// tripped interlock and an alarm.
+func TestStatusKeys(t *testing.T) {
+	slave := &plantSlave{gas: 600}
+	r := runCollector(t, plantConfig(t, startSlave(t, slave), "50", ""), Deps{})
+	st := tripped(t, r.Collector)
 	doc, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkStatusShape(t, doc, filepath.Join("testdata", "status_keys.golden"))
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,213 @@
+package collector
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hazwatch/edgecollector/config"
+	"github.com/hazwatch/edgecollector/drivers/modbus"
+	"github.com/hazwatch/edgecollector/edge"
+)
+
+// lineOpts are a Modbus bus's line settings.
+func lineOpts(b *config.Bus) modbus.LineOpts {
+	lo := modbus.LineOpts{Name: b.Name}
+	if b.Type == config.BusModbusTCP {
+		lo.Address, lo.ConnectTimeout = b.Address, b.ConnectTimeout.D()
+	} else {
+		lo.Device, lo.Baud, lo.DataBits, lo.Parity, lo.StopBits, lo.FrameGap = b.Device, b.Baud, b.DataBits, b.Parity, b.StopBits, b.FrameGap.D()
+	}
+	return lo
+}
+
+// deviceOpts are a Modbus device's settings.
+func deviceOpts(dv *config.Device) modbus.DeviceOpts {
+	return modbus.DeviceOpts{Name: dv.Name, Unit: byte(*dv.Unit), Timeout: dv.Timeout.D(), Retries: *dv.Retries, ProbeEvery: dv.ProbeEvery,
+		Limits: modbus.Limits{MaxRegisters: dv.MaxRegisters, MaxBits: dv.MaxBits, MaxGap: *dv.MaxGap}}
+}
+
+// pointConf compiles a point; dv is its device (ADC inputs read the loop
+// current in mA directly).
+func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
+	pc := edge.PointConf{Code: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Interval: p.Interval.D(), Device: p.Device,
+		Scale: *p.Scale, Offset: p.Offset, Loop: p.Loop, StuckAfter: p.StuckAfter.D(), Maintenance: p.Maintenance,
+		Gas: p.Kind == "gas", OnChange: p.Report.Mode == config.ReportChange, Deadband: p.Report.Deadband, MaxInterval: p.Report.MaxInterval.D()}
+	if len(p.Range) == 2 {
+		pc.RangeLo, pc.RangeHi = p.Range[0], p.Range[1]
+	}
+	if len(p.RawRange) == 2 && len(p.Range) == 2 {
+		pc.RawLo, pc.RawHi, pc.EngLo, pc.EngHi = p.RawRange[0], p.RawRange[1], p.Range[0], p.Range[1]
+	}
+	if dv != nil && (dv.Model == "ads1115" || dv.Model == "ads1015") && dv.ShuntOhms > 0 && p.Loop {
+		// The ADC source gives the loop current in mA: 4-20 mA onto the range.
+		pc.Current = true
+		if len(p.RawRange) != 2 && len(p.Range) == 2 {
+			pc.RawLo, pc.RawHi, pc.EngLo, pc.EngHi = 4, 20, p.Range[0], p.Range[1]
+		}
+	}
+	for _, d := range p.Diagnostics {
+		bit, mask, in := d.Condition()
+		q, _ := edge.ParseQuality(d.QualityName())
+		pc.Diagnostics = append(pc.Diagnostics, edge.DiagConf{Name: d.Name, Bit: bit, Mask: mask, In: in, Quality: q})
+	}
+	for _, st := range p.States {
+		if pc.States == nil {
+			pc.States = map[float64]string{}
+		}
+		pc.States[float64(*st.Value)] = st.Name
+	}
+	if a := p.Alarms; a != nil {
+		pc.Alarms = &edge.Limits{LL: a.LL, L: a.L, H: a.H, HH: a.HH, Hysteresis: a.Hysteresis, OnDelay: a.OnDelay.D(), OffDelay: a.OffDelay.D()}
+		if a.AlarmWhen != nil {
+			pc.Alarms.When = a.AlarmWhen
+			pc.Alarms.WhenLevel, _ = edge.ParseLevel(a.DiscreteLevel())
+		}
+	}
+	return pc
+}
+
+func (c *Collector) interlockConf(il config.Interlock) (edge.InterlockConf, error) {
+	need, err := config.MooN(il.When.Vote, len(il.When.Inputs))
+	if err != nil {
+		return edge.InterlockConf{}, err
+	}
+	ic := edge.InterlockConf{Name: il.Name, Description: il.Description, Need: need, HoldOnFault: il.OnFault == config.OnFaultHold,
+		OnDelay: il.OnDelay.D(), Latch: *il.Latch, ReadbackEvery: il.ReadbackEvery.D()}
+	for _, in := range il.When.Inputs {
+		lv, _ := edge.ParseLevel(in.Level)
+		ic.Inputs = append(ic.Inputs, edge.InputConf{Point: in.Point, Level: lv})
+	}
+	conv := func(outs []config.Output) ([]edge.ActionConf, error) {
+		var acts []edge.ActionConf
+		for _, o := range outs {
+			dev := c.devices[o.Device]
+			if dev == nil {
+				return nil, fmt.Errorf("interlock %q: device %q is not a Modbus device", il.Name, o.Device)
+			}
+			t := edge.OutputCoil
+			if o.Table == config.TableHolding {
+				t = edge.OutputHolding
+			}
+			ac := edge.ActionConf{Device: o.Device, Writer: dev, Table: t, Address: uint16(*o.Address), Value: *o.Value, Verify: *o.Verify, Retries: *o.Retries}
+			if fb := o.Feedback; fb != nil {
+				ac.Feedback = &edge.FeedbackConf{Point: fb.Point, Value: fb.Value.Num, Within: fb.Within.D()}
+			}
+			acts = append(acts, ac)
+		}
+		return acts, nil
+	}
+	if ic.Actions, err = conv(il.Actions); err != nil {
+		return ic, err
+	}
+	ic.OnReset, err = conv(il.OnReset)
+	return ic, err
+}
+
+// buildGroups makes one poll group per (bus, interval).
+func (c *Collector) buildGroups() error {
+	type key struct {
+		bus      string
+		interval time.Duration
+	}
+	type devPoints struct {
+		specs []modbus.Spec
+		idx   []int
+	}
+	groups := map[key]map[string]*devPoints{}
+	var keys []key
+	for i := range c.cfg.Points {
+		p := &c.cfg.Points[i]
+		dv := c.cfg.Device(p.Device)
+		k := key{dv.Bus, p.Interval.D()}
+		if groups[k] == nil {
+			groups[k] = map[string]*devPoints{}
+			keys = append(keys, k)
+		}
+		dp := groups[k][dv.Name]
+		if dp == nil {
+			dp = &devPoints{}
+			groups[k][dv.Name] = dp
+		}
+		dp.idx = append(dp.idx, c.engine.Index(p.Code))
+		if b := c.cfg.Bus(dv.Bus); b.Type != config.BusI2C {
+			sp, err := modbusSpec(p, dv)
+			if err != nil {
+				return err
+			}
+			dp.specs = append(dp.specs, sp)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].bus != keys[j].bus {
+			return keys[i].bus < keys[j].bus
+		}
+		return keys[i].interval < keys[j].interval
+	})
+	for _, k := range keys {
+		g := &edge.Group{Name: fmt.Sprintf("%s@%s", k.bus, k.interval), Interval: k.interval, Engine: c.engine, Queue: c.queue,
+			MaxMessageBytes: c.cfg.Buffer.MaxMessageBytes}
+		names := make([]string, 0, len(groups[k]))
+		for n := range groups[k] {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			dp := groups[k][n]
+			var src edge.Source
+			if dev := c.devices[n]; dev != nil {
+				src = dev.Source(dp.specs)
+			} else {
+				s, err := c.i2cSource(n, dp.idx, c.log)
+				if err != nil {
+					return err
+				}
+				src = s
+			}
+			g.Sources = append(g.Sources, edge.GroupSource{Device: n, Source: src, Points: dp.idx})
+		}
+		c.groups = append(c.groups, g)
+	}
+	return nil
+}
+
+func modbusSpec(p *config.Point, dv *config.Device) (modbus.Spec, error) {
+	t, err := modbus.ParseTable(p.Source.Table)
+	if err != nil {
+		return modbus.Spec{}, fmt.Errorf("point %q: %w", p.Code, err)
+	}
+	typ, err := modbus.ParseType(p.Source.Type)
+	if err != nil {
+		return modbus.Spec{}, fmt.Errorf("point %q: %w", p.Code, err)
+	}
+	wo := dv.WordOrder
+	if p.Source.WordOrder != "" {
+		wo = p.Source.WordOrder
+	}
+	ord, err := modbus.ParseOrder(wo)
+	if err != nil {
+		return modbus.Spec{}, fmt.Errorf("point %q: %w", p.Code, err)
+	}
+	bit, width := -1, 0
+	if p.Source.Bit != nil {
+		bit = *p.Source.Bit
+	}
+	if p.Source.Bits != "" {
+		if bit, width, err = config.ParseBits(p.Source.Bits); err != nil {
+			return modbus.Spec{}, fmt.Errorf("point %q: %w", p.Code, err)
+		}
+	}
+	sp := modbus.Spec{Table: t, Address: uint16(*p.Source.Address), Type: typ, Order: ord, Bit: bit, Length: p.Source.Length, Width: width}
+	for _, d := range p.Diagnostics {
+		dt, err := modbus.ParseTable(d.Source.Table)
+		if err != nil {
+			return modbus.Spec{}, fmt.Errorf("point %q: diagnostic %q: %w", p.Code, d.Name, err)
+		}
+		ds := modbus.Spec{Table: dt, Address: uint16(*d.Source.Address), Type: modbus.Uint16, Bit: -1}
+		if dt.Bits() {
+			ds.Type = modbus.Bool
+		}
+		sp.Diag = append(sp.Diag, ds)
+	}
+	return sp, nil
+}

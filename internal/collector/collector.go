@@ -1,0 +1,486 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hazwatch/edgecollector/buffer"
+	"github.com/hazwatch/edgecollector/config"
+	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
+	"github.com/hazwatch/edgecollector/drivers/modbus"
+	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/edge/audit"
+	"github.com/hazwatch/edgecollector/internal/latchfile"
+	"github.com/hazwatch/edgecollector/uplink/hj212"
+	"github.com/hazwatch/edgecollector/uplink/jsonfmt"
+	"github.com/hazwatch/edgecollector/uplink/mqtt"
+)
+
+// Deps are what the caller injects in place of the machine's hardware and
+// what it wants to see of the running collector.
+type Deps struct {
+	// OpenI2C opens an I2C bus by name (default: periph.io's host drivers).
+	OpenI2C edgei2c.Opener
+	// Logger is the collector's log (default: discarded).
+	Logger *slog.Logger
+	// Prev is the collector this one replaces after a reload: the state of
+	// unchanged points and interlocks is adopted, latches are not restored
+	// from the state file again.
+	Prev *Collector
+	// OnAppendBatch sees each append call's messages after it returned
+	// (err != nil: they are not durable).
+	OnAppendBatch func([]*edge.Message, error)
+}
+
+// Collector is one running configuration: buffer, lines, engine, poll
+// groups, appender, uplinks and the status listener.
+type Collector struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	loc     *time.Location
+	start   time.Time
+	store   *buffer.Badger
+	queue   *edge.Queue
+	engine  *edge.Engine
+	groups  []*edge.Group
+	lines   []*modbus.Line
+	devices map[string]*modbus.Device
+	i2c     map[string]*edgei2c.Bus
+	mqtt    *mqtt.Uplink
+	hj212   *hj212.Client
+	enc     *jsonfmt.Encoder
+	audit   *audit.Log
+	deps    Deps
+
+	closeOnce sync.Once
+	mu        sync.Mutex
+	// statusL is the status listener, bound by Run before polling starts.
+	statusL *limitListener
+	stop    context.CancelFunc // ends Run for a reload
+	next    *config.Config     // the accepted config of a reload
+	svcErr  map[string]string  // last error of each supervised service
+	svcRes  map[string]uint64  // restarts of each supervised service
+	// listeners are the callers' listeners (the control socket), for status.
+	listeners []*limitListener
+}
+
+// Location returns the fixed zone of a +08:00-style offset.
+func Location(offset string) *time.Location {
+	sign := 1
+	if strings.HasPrefix(offset, "-") {
+		sign = -1
+	}
+	h, _ := strconv.Atoi(offset[1:3])
+	m, _ := strconv.Atoi(offset[4:6])
+	return time.FixedZone("UTC"+offset, sign*(h*3600+m*60))
+}
+
+func uplinkNames(c *config.Config) []string {
+	var n []string
+	if c.Uplink.MQTT != nil {
+		n = append(n, "mqtt")
+	}
+	if c.Uplink.HJ212 != nil {
+		n = append(n, "hj212")
+	}
+	return n
+}
+
+// checkSerial fails fast, naming the device, when a serial port named in
+// the config cannot be opened.
+func checkSerial(c *config.Config) error {
+	var errs []error
+	for _, b := range c.Buses {
+		switch b.Type {
+		case config.BusModbusRTU:
+			f, err := os.OpenFile(b.Device, os.O_RDWR, 0)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("bus %q: serial port %s: %w", b.Name, b.Device, err))
+				continue
+			}
+			f.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// New builds everything from a validated config; nothing runs until Run.
+// It opens the buffer (ctx bounds its recovery), the audit log and the I2C
+// buses; Modbus lines open at their first request.
+func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.OpenI2C == nil {
+		d.OpenI2C = edgei2c.OpenHost
+	}
+	log, prev := d.Logger, d.Prev
+	c := &Collector{cfg: cfg, log: log, loc: Location(cfg.Gateway.UTCOffset), start: time.Now(), devices: map[string]*modbus.Device{},
+		i2c: map[string]*edgei2c.Bus{}, deps: d, svcErr: map[string]string{}, svcRes: map[string]uint64{}}
+	c.enc = &jsonfmt.Encoder{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, Location: c.loc}
+	c.queue = edge.NewQueue(cfg.Buffer.Queue)
+	dir := cfg.Resolve(cfg.Buffer.Dir)
+	store, err := buffer.OpenBadger(ctx, buffer.BadgerOpts{
+		Opts: buffer.Opts{Uplinks: uplinkNames(cfg), MaxBytes: int64(cfg.Buffer.MaxBytes), Retention: cfg.Buffer.Retention.D(), Location: c.loc},
+		Dir:  dir, MinFree: int64(cfg.Buffer.MinFree), MemoryQueue: cfg.Buffer.MemoryQueue, Profile: cfg.Buffer.Profile, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.store = store
+	ok := false
+	key, err := audit.ReadKey(cfg.Resolve(cfg.Audit.KeyFile))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if c.audit, err = audit.Open(cfg.AuditFile(), key); err != nil {
+		store.Close()
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
+	// Lines and devices.
+	lines := map[string]*modbus.Line{}
+	for _, b := range cfg.Buses {
+		if b.Type != config.BusModbusTCP && b.Type != config.BusModbusRTU {
+			continue
+		}
+		l, err := modbus.NewLine(lineOpts(&b))
+		if err != nil {
+			return nil, err
+		}
+		lines[b.Name] = l
+		c.lines = append(c.lines, l)
+	}
+	if err := c.openI2CBuses(); err != nil {
+		return nil, err
+	}
+	for _, dv := range cfg.Devices {
+		l := lines[dv.Bus]
+		if l == nil {
+			continue
+		}
+		o := deviceOpts(&dv)
+		o.Logger = log
+		c.devices[dv.Name] = modbus.NewDevice(l, o)
+	}
+	// Engine.
+	eo := edge.EngineOpts{Now: time.Now, Logger: log, Latches: latchfile.New(filepath.Join(dir, "interlocks.json")), Emit: c.queue.Put, NoRestore: prev != nil,
+		Stats: cfg.Uplink.HJ212 != nil && *cfg.Uplink.HJ212.Stats, Location: c.loc}
+	for i := range cfg.Points {
+		eo.Points = append(eo.Points, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
+	}
+	for _, il := range cfg.Interlocks {
+		ic, err := c.interlockConf(il)
+		if err != nil {
+			return nil, err
+		}
+		eo.Interlocks = append(eo.Interlocks, ic)
+	}
+	if c.engine, err = edge.NewEngine(eo); err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		c.engine.Adopt(prev.engine)
+	}
+	c.auditRecord("config", "loaded", cfg.File, "", fmt.Sprintf("%d points, %d interlocks", len(cfg.Points), len(cfg.Interlocks)))
+	c.systemEvent(edge.StateConfigLoaded, "config", fmt.Sprintf("config %s loaded: %d points, %d interlocks", cfg.File, len(cfg.Points), len(cfg.Interlocks)))
+	if err := c.buildGroups(); err != nil {
+		return nil, err
+	}
+	if m := cfg.Uplink.MQTT; m != nil {
+		if err := c.buildMQTT(m); err != nil {
+			return nil, err
+		}
+	}
+	if h := cfg.Uplink.HJ212; h != nil {
+		if err := c.buildHJ212(h); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return c, nil
+}
+
+// systemEvent queues a system event.
+func (c *Collector) systemEvent(state, subject, msg string) {
+	now := time.Now()
+	c.queue.Put(&edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{{Type: edge.EventSystem, State: state, Subject: subject, TS: now, Message: msg}}})
+}
+
+// rejectConfig reports a config that a reload refused.
+func (c *Collector) rejectConfig(err error) {
+	c.log.Error("config rejected; the running config stays", "err", err)
+	c.auditRecord("config", "rejected", c.cfg.File, "", err.Error())
+	c.systemEvent(edge.StateConfigRejected, "config", "config rejected, the running one stays: "+err.Error())
+}
+
+// reloadAllowed refuses a config that changes an interlock that is
+// tripped or bypassed.
+func (c *Collector) reloadAllowed(next *config.Config) error {
+	var errs []string
+	for _, name := range c.engine.Held() {
+		cur, nxt := c.cfg.Interlock(name), next.Interlock(name)
+		if nxt == nil || !reflect.DeepEqual(cur, nxt) {
+			errs = append(errs, fmt.Sprintf("interlock %q is tripped or bypassed: reset it (or let the bypass end) before changing or removing it", name))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Service is something that runs beside the poll path for as long as the
+// collector runs (the control socket's server is one): it is supervised,
+// so an error or a panic in it restarts it with back-off and never stops
+// polling or interlocks.
+type Service struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// Run runs the collector until ctx ends or a reload is accepted, then shuts
+// down in order: stop polling, flush appends, drain the uplinks under a
+// deadline, close the buffer last. Only the poll path (poll groups, the
+// interlock engine, the appender) can end Run with an error; the uplinks,
+// the status listener and the services run supervised apart from it.
+func (c *Collector) Run(ctx context.Context, services ...Service) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	c.mu.Lock()
+	c.stop = stop
+	c.mu.Unlock()
+	if _, err := c.listenStatus(); err != nil {
+		c.Close()
+		return err
+	}
+	pollCtx, stopPoll := context.WithCancel(context.Background())
+	appendCtx, stopAppend := context.WithCancel(context.Background())
+	upCtx, stopUp := context.WithCancel(context.Background())
+	defer stopPoll()
+	defer stopAppend()
+	defer stopUp()
+	var polls, appends, ups sync.WaitGroup
+	errs := make(chan error, 16)
+	goRun := func(wg *sync.WaitGroup, ctx context.Context, name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	supervised := func(name string, f func(context.Context) error) {
+		ups.Add(1)
+		go func() {
+			defer ups.Done()
+			c.supervise(upCtx, name, f)
+		}()
+	}
+	for _, g := range c.groups {
+		goRun(&polls, pollCtx, "poll group "+g.Name, g.Run)
+	}
+	goRun(&polls, pollCtx, "interlock engine", c.engine.Run)
+	app := &edge.Appender{Queue: c.queue, Sink: c.store, Logger: c.log, OnAppend: func(m *edge.Message, err error) { c.auditMessage(m) },
+		OnBatch: c.deps.OnAppendBatch, CommitInterval: commitInterval(c.cfg)}
+	goRun(&appends, appendCtx, "appender", app.Run)
+	if c.mqtt != nil {
+		supervised("mqtt uplink", c.mqtt.Run)
+	}
+	if c.hj212 != nil {
+		supervised("hj212 uplink", c.hj212.Run)
+	}
+	if c.cfg.Status.Listen != "" {
+		supervised("status listener", c.serveStatus)
+	}
+	for _, s := range services {
+		supervised(s.Name, s.Run)
+	}
+	c.log.Info("collector running", "groups", len(c.groups), "points", len(c.cfg.Points), "interlocks", len(c.cfg.Interlocks),
+		"buffer", c.cfg.Resolve(c.cfg.Buffer.Dir), "last_seq", c.store.LastSeq())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		c.log.Error("collector stopping on error", "err", err)
+	}
+	c.log.Info("shutting down: stopping polls")
+	stopPoll()
+	polls.Wait()
+	c.log.Info("shutting down: flushing appends", "queued", c.queue.Len())
+	stopAppend()
+	appends.Wait()
+	c.log.Info("shutting down: draining uplinks")
+	stopUp()
+	ups.Wait()
+	c.Close()
+	c.log.Info("stopped")
+	return err
+}
+
+// Supervision back-off: the first restart after minBackoff, doubling up to
+// maxBackoff; a run that lasted stableAfter starts again from minBackoff.
+const (
+	minBackoff  = 500 * time.Millisecond
+	maxBackoff  = 30 * time.Second
+	stableAfter = time.Minute
+)
+
+// supervise runs f until ctx ends, restarting it with back-off after an
+// error, an early return or a panic.
+func (c *Collector) supervise(ctx context.Context, name string, f func(context.Context) error) {
+	wait := minBackoff
+	for {
+		began := time.Now()
+		err := runGuarded(ctx, f)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("returned before the collector stopped")
+		}
+		if time.Since(began) >= stableAfter {
+			wait = minBackoff
+		}
+		c.mu.Lock()
+		c.svcErr[name] = err.Error()
+		c.svcRes[name]++
+		c.mu.Unlock()
+		c.log.Error("service failed; polling goes on, restarting it", "service", name, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// runGuarded runs f, turning a panic into an error.
+func runGuarded(ctx context.Context, f func(context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return f(ctx)
+}
+
+// Reload loads the config file again. A config that does not validate, or
+// that would change a tripped or bypassed interlock, is rejected (event,
+// audit entry and log) and the running one stays; an accepted one ends Run,
+// and Next returns it for the caller to start with Deps.Prev set.
+func (c *Collector) Reload() error {
+	n, err := config.Load(c.cfg.File)
+	if err == nil {
+		err = c.reloadAllowed(n)
+	}
+	if err != nil {
+		c.rejectConfig(err)
+		return err
+	}
+	c.mu.Lock()
+	c.next = n
+	stop := c.stop
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return nil
+}
+
+// Next is the config a reload accepted (nil when none was).
+func (c *Collector) Next() *config.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next
+}
+
+// Config is the config the collector runs.
+func (c *Collector) Config() *config.Config { return c.cfg }
+
+// Reset clears an interlock's latch (who is recorded in the event and the
+// audit log); outputs stay as they are unless on_reset says otherwise.
+func (c *Collector) Reset(ctx context.Context, name, who string) error {
+	return c.engine.Reset(ctx, name, who)
+}
+
+// Ack acknowledges a point's alarms.
+func (c *Collector) Ack(point, who string) error { return c.engine.Ack(point, who) }
+
+// Maintenance takes a point out of service for d (on) or puts it back;
+// a point voting in an interlock that is not bypassed needs force.
+func (c *Collector) Maintenance(point string, on bool, d time.Duration, reason, who string, force bool) error {
+	return c.engine.Maintenance(point, on, d, reason, who, force)
+}
+
+// Bypass bypasses an interlock for d (at most 8 h).
+func (c *Collector) Bypass(name string, d time.Duration, who string) error {
+	return c.engine.Bypass(name, d, who)
+}
+
+// auditRecord appends to the audit log; a failure is logged, never fatal.
+func (c *Collector) auditRecord(kind, action, subject, who, detail string) {
+	if c.audit == nil {
+		return
+	}
+	if err := c.audit.Record(kind, action, subject, who, detail); err != nil {
+		c.log.Error("audit log write failed", "err", err)
+	}
+}
+
+// auditMessage records a message's events in the audit log.
+func (c *Collector) auditMessage(m *edge.Message) {
+	for _, e := range m.Events {
+		subject := e.Point + e.Interlock + e.Subject
+		detail := e.Message
+		if e.Level != "" {
+			detail = strings.TrimSpace(e.Level + " " + e.Value.String() + " " + detail)
+		}
+		c.auditRecord(e.Type.String(), e.State, subject, "", fmt.Sprintf("seq %d: %s", m.Seq, detail))
+	}
+}
+
+// Close releases what New opened (the buffer last); Run calls it on its
+// way out. It is idempotent.
+func (c *Collector) Close() { c.closeOnce.Do(c.close) }
+
+func (c *Collector) close() {
+	if c.audit != nil {
+		c.audit.Close()
+	}
+	for _, b := range c.i2c {
+		b.Close()
+	}
+	for _, l := range c.lines {
+		l.Close()
+	}
+	if c.store != nil {
+		if err := c.store.Close(); err != nil {
+			c.log.Error("closing the buffer", "err", err)
+		}
+	}
+}
+
+// commitInterval is the appender's group-commit window (0 when unset).
+func commitInterval(cfg *config.Config) time.Duration {
+	if p := cfg.Buffer.CommitInterval; p != nil {
+		return p.D()
+	}
+	return 0
+}
