@@ -3,7 +3,6 @@ package modbus
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -29,8 +28,6 @@ type LineOpts struct {
 	// FrameGap is extra silence after each transaction, beyond the 3.5
 	// character times RTU requires.
 	FrameGap time.Duration
-
-	Logger *slog.Logger
 }
 
 // Line is one RS-485 line or TCP endpoint. Every request on it is
@@ -46,9 +43,6 @@ type Line struct {
 
 // NewLine prepares a line; nothing is opened until the first request.
 func NewLine(opts LineOpts) (*Line, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	l := &Line{opts: opts}
 	switch {
 	case opts.Address != "" && opts.Device == "":

@@ -67,8 +67,6 @@ type Opts struct {
 	Status func() jsonfmt.Heartbeat
 	Meta   func() []byte
 	Logger *slog.Logger
-	// OnPublish, when set, sees every data message published (tests, demo).
-	OnPublish func(m *edge.Message, resend bool)
 }
 
 // Uplink publishes the buffer to one broker.
@@ -304,9 +302,6 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 		last = len(buf)
 		tok := c.Publish(u.topicOf(m.Kind), 1, false, buf)
 		inflight[m.Seq] = pending{m, isResend, buf}
-		if u.o.OnPublish != nil {
-			u.o.OnPublish(m, isResend)
-		}
 		u.update(func(s *Stats) {
 			s.Published++
 			if isResend {
