@@ -295,3 +295,18 @@ func Lines(s string) []string {
 	}
 	return out
 }
+
+// Eventually polls cond until it holds, failing the test with what when it
+// does not within the time given. It is the one way tests here wait: for a
+// positive event, with a generous deadline (the machine may be loaded),
+// never a sleep followed by an assertion that something did not happen.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
