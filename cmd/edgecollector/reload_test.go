@@ -32,17 +32,13 @@ func socketStatus(t *testing.T, sock string) (collector.Status, error) {
 // waitCLIStatus polls `edgecollector status` until f holds.
 func waitCLIStatus(t *testing.T, sock, what string, within time.Duration, f func(collector.Status) bool) collector.Status {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, err := socketStatus(t, sock)
-		if err == nil && f(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (last: %v %+v)", what, within, err, st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var st collector.Status
+	testpeer.Eventually(t, within, what, func() bool {
+		var err error
+		st, err = socketStatus(t, sock)
+		return err == nil && f(st)
+	})
+	return st
 }
 
 func pointPolled(st collector.Status, code string) bool {

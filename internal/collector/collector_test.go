@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/internal/testpeer"
 	"github.com/hazwatch/edgecollector/internal/uplinkschema"
 )
 
@@ -106,20 +107,20 @@ func TestReload(t *testing.T) {
 	good, _ := os.ReadFile(path)
 	var evs events
 	r := runCollector(t, path, Deps{OnAppendBatch: evs.batch})
-	waitFor(t, "config_loaded", 10*time.Second, func() bool { return evs.count(edge.EventSystem, edge.StateConfigLoaded) == 1 })
+	testpeer.Eventually(t, 10*time.Second, "config_loaded", func() bool { return evs.count(edge.EventSystem, edge.StateConfigLoaded) == 1 })
 
 	os.WriteFile(path, []byte(strings.Replace(string(good), "interval: 100ms", "intervall: 100ms", 1)), 0o644)
 	err := r.Reload()
 	if err == nil || !strings.Contains(err.Error(), "intervall") {
 		t.Fatalf("broken config: %v, want a rejection naming the bad key", err)
 	}
-	waitFor(t, "config_rejected", 10*time.Second, func() bool { return evs.count(edge.EventSystem, edge.StateConfigRejected) == 1 })
+	testpeer.Eventually(t, 10*time.Second, "config_rejected", func() bool { return evs.count(edge.EventSystem, edge.StateConfigRejected) == 1 })
 	if r.Next() != nil {
 		t.Fatal("a rejected config was taken")
 	}
 
 	slave.set(600) // trip
-	waitFor(t, "the trip", 10*time.Second, func() bool { st := r.Status(); return st.Interlocks[0].Tripped })
+	testpeer.Eventually(t, 10*time.Second, "the trip", func() bool { st := r.Status(); return st.Interlocks[0].Tripped })
 	os.WriteFile(path, []byte(strings.Replace(string(good), "value: 0}", "value: 0, retries: 3}", 1)), 0o644)
 	if err := r.Reload(); err == nil || !strings.Contains(err.Error(), `interlock "ESD-1" is tripped`) {
 		t.Fatalf("reload changing a tripped interlock: %v", err)
@@ -189,7 +190,7 @@ func TestMetrics(t *testing.T) {
 	}
 	r := runCollector(t, plantConfig(t, startSlave(t, &plantSlave{gas: 600}), "50", ""), Deps{})
 	tripped(t, r.Collector)
-	waitFor(t, "a few ticks", 10*time.Second, func() bool { return r.Status().Groups[0].Ticks >= 3 })
+	testpeer.Eventually(t, 10*time.Second, "a few ticks", func() bool { return r.Status().Groups[0].Ticks >= 3 })
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
@@ -297,11 +298,11 @@ func TestServicesAreSupervised(t *testing.T) {
 	}
 	slave := &plantSlave{gas: 100}
 	r := runCollector(t, plantConfig(t, startSlave(t, slave), "50", ""), Deps{}, svcs...)
-	waitFor(t, "three restarts of each", 30*time.Second, func() bool { return fails.Load() >= 3 && panics.Load() >= 3 })
+	testpeer.Eventually(t, 30*time.Second, "three restarts of each", func() bool { return fails.Load() >= 3 && panics.Load() >= 3 })
 	before := r.Status().Groups[0].Ticks
 	slave.set(600)
-	waitFor(t, "the trip while services fail", 10*time.Second, func() bool { return r.Status().Interlocks[0].Tripped })
-	waitFor(t, "polling goes on", 10*time.Second, func() bool { return r.Status().Groups[0].Ticks > before+5 })
+	testpeer.Eventually(t, 10*time.Second, "the trip while services fail", func() bool { return r.Status().Interlocks[0].Tripped })
+	testpeer.Eventually(t, 10*time.Second, "polling goes on", func() bool { return r.Status().Groups[0].Ticks > before+5 })
 	st := r.Status()
 	for _, s := range st.Services {
 		if (s.Service == "failing" && !strings.Contains(s.LastError, "boom")) || (s.Service == "panicking" && !strings.Contains(s.LastError, "panic: bad")) {

@@ -247,22 +247,11 @@ uplink:
 %s`, slave, dead, hh, filepath.Join(dir, "data"), dead, dead, extra))
 }
 
-// waitFor polls cond until it holds.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // tripped waits until the plant is tripped and alarmed, both points polled.
 func tripped(t *testing.T, c *Collector) Status {
 	var st Status
-	waitFor(t, "a tripped, alarmed state", 30*time.Second, func() bool {
+	testpeer.Eventually(t, 30*time.Second, "a tripped, alarmed state", func() bool {
 		st = c.Status()
 		return len(st.Interlocks) == 1 && st.Interlocks[0].Tripped && len(st.Points) == 2 && st.Points[0].Alarm != "" &&
 			st.Points[1].Fault != "" && st.Buffer.LastSeq > 0
