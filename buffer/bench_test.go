@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/hazwatch/edgecollector/edge"
 )
 
 // BenchmarkAppend measures durable appends of 200 readings per call, each
@@ -41,5 +39,3 @@ func BenchmarkMemoryAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*200)/time.Since(start).Seconds(), "readings/s")
 }
-
-var _ = edge.Good

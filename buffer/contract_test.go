@@ -2,7 +2,6 @@ package buffer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -301,5 +300,3 @@ func normalise(m *edge.Message) *edge.Message {
 	}
 	return &c
 }
-
-var _ = errors.New
