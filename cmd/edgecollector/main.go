@@ -272,6 +272,7 @@ func serve(ctx context.Context, cfg *config.Config, d collector.Deps) error {
 		err = c.Run(rctx, services...)
 		stop()
 		if l != nil {
+			l.Close() // already closed unless Run failed before serving it
 			os.Remove(sock)
 		}
 		n := c.Next()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hazwatch/edgecollector/config"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/internal/testpeer"
 	"github.com/hazwatch/edgecollector/internal/uplinkschema"
@@ -398,5 +400,49 @@ func TestServeConnsSurvivesAcceptErrors(t *testing.T) {
 	}
 	if handled.Load() != 4 {
 		t.Errorf("%d handled", handled.Load())
+	}
+}
+
+// TestReloadAnswerGoesOut: a reload asked over a served connection ends
+// Run, and the answer still reaches the client (connections get a second
+// to finish when the collector stops).
+func TestReloadAnswerGoesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *running
+	svc := Service{Name: "test", Run: func(ctx context.Context) error {
+		return r.ServeConns(ctx, l, "test", 4, time.Minute, func(ctx context.Context, c net.Conn) {
+			err := r.Reload()
+			time.Sleep(200 * time.Millisecond) // the collector is shutting down meanwhile
+			fmt.Fprintf(c, "reload: %v\n", err)
+		})
+	}}
+	path := plantConfig(t, startSlave(t, &plantSlave{gas: 100}), "50", "")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := New(ctx, cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = &running{Collector: c, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- c.Run(ctx, svc) }()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(conn)
+	if string(b) != "reload: <nil>\n" {
+		t.Fatalf("answer %q (%v), want the reload's", b, err)
+	}
+	if err := <-r.done; err != nil || c.Next() == nil {
+		t.Fatalf("Run: %v, next %v", err, c.Next())
 	}
 }

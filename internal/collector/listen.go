@@ -111,10 +111,13 @@ func (c *Collector) ServeConns(ctx context.Context, l net.Listener, name string,
 		}
 		c.mu.Unlock()
 	}()
-	var open sync.Map // net.Conn → struct{}: closed when ctx ends
+	// When ctx ends, open connections get a second to finish: an answer
+	// being written (to a reload that ended this collector) still goes
+	// out, an idle client is cut off.
+	var open sync.Map // net.Conn → struct{}
 	stop := context.AfterFunc(ctx, func() {
 		ll.Close()
-		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
+		open.Range(func(k, _ any) bool { k.(net.Conn).SetDeadline(time.Now().Add(time.Second)); return true })
 	})
 	defer stop()
 	var wg sync.WaitGroup
@@ -127,9 +130,10 @@ func (c *Collector) ServeConns(ctx context.Context, l net.Listener, name string,
 			}
 			return err
 		}
+		conn.SetDeadline(time.Now().Add(timeout))
 		open.Store(conn, struct{}{})
 		if ctx.Err() != nil {
-			conn.Close()
+			conn.SetDeadline(time.Now().Add(time.Second))
 		}
 		wg.Add(1)
 		go func() {
@@ -141,7 +145,6 @@ func (c *Collector) ServeConns(ctx context.Context, l net.Listener, name string,
 					c.log.Error("control connection handler panicked", "listener", name, "panic", r)
 				}
 			}()
-			conn.SetDeadline(time.Now().Add(timeout))
 			hctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			handle(hctx, conn)

@@ -247,7 +247,6 @@ uplink:
 %s`, slave, dead, hh, filepath.Join(dir, "data"), dead, dead, extra))
 }
 
-
 // tripped waits until the plant is tripped and alarmed, both points polled.
 func tripped(t *testing.T, c *Collector) Status {
 	var st Status
