@@ -72,7 +72,7 @@ type Device struct {
 
 	Timeout   Duration `yaml:"timeout"`    // per request, default 1s
 	Retries   *int     `yaml:"retries"`    // after the first attempt, default 1
-	WordOrder string   `yaml:"word_order"` // ABCD|CDAB|BADC|DCBA, default ABCD
+	WordOrder string   `yaml:"word_order"` // ABCD|CDAB|BADC|DCBA (64-bit: ABCDEFGH|GHEFCDAB|BADCFEHG|HGFEDCBA), default ABCD
 	// MaxGap is the largest run of unused registers (or coils) a block read
 	// spans to save a request (default 10).
 	MaxGap *int `yaml:"max_gap"`
@@ -201,15 +201,12 @@ const (
 	TableInput    = "input"
 )
 
-// Data types.
-var DataTypes = []string{"bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64", "bcd16", "bcd32", "string"}
-
 // Source says where a point's raw value comes from.
 type Source struct {
 	// Modbus
 	Table     string `yaml:"table"`      // coil|discrete|holding|input
 	Address   *int   `yaml:"address"`    // 0-based protocol address
-	Type      string `yaml:"type"`       // see DataTypes; default uint16 (bool for coil/discrete)
+	Type      string `yaml:"type"`       // see regs.TypeNames; default uint16 (bool for coil/discrete)
 	WordOrder string `yaml:"word_order"` // overrides the device's
 	Bit       *int   `yaml:"bit"`        // bool from one bit (0-15) of a register
 	Bits      string `yaml:"bits"`       // "4-5": an unsigned field of a register (type uint16)

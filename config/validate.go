@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
+	"github.com/hazwatch/edgecollector/drivers/regs"
 )
 
 type validator struct {
@@ -49,9 +52,6 @@ var (
 	offsetRE = regexp.MustCompile(`^[+-](0\d|1[0-4]):[0-5]\d$`)
 	mooNRE   = regexp.MustCompile(`^([1-9])oo([1-9])$`)
 )
-
-// WordOrders are the 32-bit names; 64-bit values extend them as Telegraf does.
-var WordOrders = []string{"ABCD", "CDAB", "BADC", "DCBA"}
 
 func oneOf(list []string) string { return strings.Join(list, ", ") }
 
@@ -185,8 +185,6 @@ func (v *validator) serialFieldsAbsent(p string, notFor func(string, bool, strin
 
 func isModbus(b *Bus) bool { return b != nil && (b.Type == BusModbusTCP || b.Type == BusModbusRTU) }
 
-var i2cModels = []string{"bme280", "bmp280", "ads1115", "ads1015", "generic"}
-
 func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Device) {
 	d := &v.cfg.Devices[i]
 	p := fmt.Sprintf("devices[%d]", i)
@@ -230,20 +228,18 @@ func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Dev
 		if d.Model != "" {
 			v.at(p+".model", "model applies to I2C devices only; remove it")
 		}
-		if !slices.Contains(WordOrders, d.WordOrder) {
-			v.at(p+".word_order", "want one of %s, got %q", oneOf(WordOrders), d.WordOrder)
-		}
+		v.deviceOrder(p, d)
 		if *d.Retries < 0 || *d.Retries > 10 {
 			v.at(p+".retries", "want 0-10, got %d", *d.Retries)
 		}
-		if *d.MaxGap < 0 || *d.MaxGap > 124 {
-			v.at(p+".max_gap", "want 0-124 registers, got %d", *d.MaxGap)
+		if *d.MaxGap < 0 || *d.MaxGap > regs.MaxReadRegisters-1 {
+			v.at(p+".max_gap", "want 0-%d registers, got %d", regs.MaxReadRegisters-1, *d.MaxGap)
 		}
-		if d.MaxRegisters < 1 || d.MaxRegisters > 125 {
-			v.at(p+".max_registers", "want 1-125 (the protocol's limit for one read), got %d", d.MaxRegisters)
+		if d.MaxRegisters < 1 || d.MaxRegisters > regs.MaxReadRegisters {
+			v.at(p+".max_registers", "want 1-%d (the protocol's limit for one read), got %d", regs.MaxReadRegisters, d.MaxRegisters)
 		}
-		if d.MaxBits < 1 || d.MaxBits > 2000 {
-			v.at(p+".max_bits", "want 1-2000 (the protocol's limit for one read), got %d", d.MaxBits)
+		if d.MaxBits < 1 || d.MaxBits > regs.MaxReadBits {
+			v.at(p+".max_bits", "want 1-%d (the protocol's limit for one read), got %d", regs.MaxReadBits, d.MaxBits)
 		}
 	}
 	if b.Type == BusI2C {
@@ -262,11 +258,21 @@ func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Dev
 		if d.Unit != nil {
 			v.at(p+".unit", "a Modbus unit id on I2C bus %q; use address for the I2C address", b.Name)
 		}
-		if !slices.Contains(i2cModels, d.Model) {
-			v.at(p+".model", "want one of %s, got %q", oneOf(i2cModels), d.Model)
+		if !slices.Contains(chip.Models, d.Model) {
+			v.at(p+".model", "want one of %s, got %q", oneOf(chip.Models), d.Model)
 		}
-		if (d.Model == "ads1115" || d.Model == "ads1015") && d.ShuntOhms < 0 {
-			v.at(p+".shunt_ohms", "must be positive (e.g. 150 for 4-20 mA into 0.6-3 V)")
+		if d.Model == chip.Generic {
+			v.deviceOrder(p, d)
+		} else if v.has(p + ".word_order") {
+			v.at(p+".word_order", "applies to Modbus and generic I2C devices only; remove it from this %s", d.Model)
+		}
+		if lo, hi := chip.Addresses(d.Model); d.Address != nil && *d.Address >= 0x08 && *d.Address <= 0x77 &&
+			(*d.Address < int(lo) || *d.Address > int(hi)) && slices.Contains(chip.Models, d.Model) {
+			v.at(p+".address", "a %s answers at %#x-%#x only (set by its address pin), got %#x", d.Model, lo, hi, *d.Address)
+		}
+		if chip.IsADC(d.Model) && (d.ShuntOhms < 0 || d.ShuntOhms > chip.MaxShuntOhms) {
+			v.at(p+".shunt_ohms", "want 0 (read volts) or a shunt up to %g Ω (%d mA stays within ±%g V), e.g. 150 for 4-20 mA into 0.6-3 V, got %g",
+				chip.MaxShuntOhms, chip.LoopMaxMilliamps, chip.ADCMaxVolts, d.ShuntOhms)
 		}
 		for j, c := range d.Command {
 			if c < 0 || c > 255 {
@@ -309,19 +315,26 @@ func (v *validator) deviceNames(filter func(*Device) bool) string {
 	return strings.Join(n, ", ")
 }
 
-// RegisterCount is the number of 16-bit registers a data type spans.
-func RegisterCount(typ string, length int) int {
-	switch typ {
-	case "bool", "int16", "uint16", "bcd16":
-		return 1
-	case "int32", "uint32", "float32", "bcd32":
-		return 2
-	case "int64", "uint64", "float64":
-		return 4
-	case "string":
-		return length
+// deviceOrder checks a device's word order, the default of all its points:
+// either spelling, 32- or 64-bit, is taken (see regs.ParseOrder).
+func (v *validator) deviceOrder(p string, d *Device) {
+	if _, err := regs.ParseOrder(d.WordOrder); err != nil {
+		v.at(p+".word_order", "%s", err)
 	}
-	return 1
+}
+
+// pointOrder checks a point's own word order against its type.
+func (v *validator) pointOrder(sp string, s Source) {
+	if s.WordOrder == "" {
+		return
+	}
+	t, err := regs.ParseType(s.Type)
+	if err != nil {
+		return // reported on the type
+	}
+	if _, err := regs.OrderFor(s.WordOrder, t); err != nil {
+		v.at(sp+".word_order", "%s", err)
+	}
 }
 
 func (v *validator) point(i int, buses map[string]*Bus, devices map[string]*Device, points map[string]*Point) {
@@ -441,23 +454,23 @@ func unitOr(u string) string {
 
 func (v *validator) isADC(pt *Point, devices map[string]*Device, buses map[string]*Bus) bool {
 	d := devices[pt.Device]
-	return d != nil && (d.Model == "ads1115" || d.Model == "ads1015")
+	return d != nil && chip.IsADC(d.Model)
 }
 
 func (v *validator) modbusSource(p string, pt *Point) {
 	s := pt.Source
 	sp := p + ".source"
-	tables := []string{TableCoil, TableDiscrete, TableHolding, TableInput}
-	if !slices.Contains(tables, s.Table) {
+	if _, err := regs.ParseTable(s.Table); err != nil {
 		if s.Table == "" {
-			v.at(sp+".table", "required: write one of coil, discrete, holding, input")
+			v.at(sp+".table", "required: write one of %s", oneOf(regs.TableNames))
 		} else {
-			v.at(sp+".table", "unknown table %q; write one of coil, discrete, holding, input (0-based addresses, no 40001 numbering)", s.Table)
+			v.at(sp+".table", "unknown table %q; write one of %s (0-based addresses, no 40001 numbering)", s.Table, oneOf(regs.TableNames))
 		}
 		return
 	}
-	if !slices.Contains(DataTypes, s.Type) {
-		v.at(sp+".type", "unknown data type %q; write one of %s", s.Type, oneOf(DataTypes))
+	typ, err := regs.ParseType(s.Type)
+	if err != nil {
+		v.at(sp+".type", "unknown data type %q; write one of %s", s.Type, oneOf(regs.TypeNames))
 		return
 	}
 	bits := s.Table == TableCoil || s.Table == TableDiscrete
@@ -467,7 +480,7 @@ func (v *validator) modbusSource(p string, pt *Point) {
 	if s.Address == nil {
 		v.at(sp+".address", "required: write the 0-based protocol address (register 40001 is holding address 0)")
 	} else {
-		n := RegisterCount(s.Type, s.Length)
+		n := max(typ.Registers(s.Length), 1)
 		if *s.Address < 0 || *s.Address+n > 65536 {
 			v.at(sp+".address", "address %d is out of range; write 0-%d", *s.Address, 65536-n)
 		}
@@ -482,15 +495,13 @@ func (v *validator) modbusSource(p string, pt *Point) {
 		v.at(sp+".bit", "a bool from a register needs bit: 0-15")
 	}
 	if s.Type == "string" {
-		if s.Length < 1 || s.Length > 125 {
-			v.at(sp+".length", "a string needs length: 1-125 registers (2 characters each)")
+		if s.Length < 1 || s.Length > regs.MaxStringRegisters {
+			v.at(sp+".length", "a string needs length: 1-%d registers (2 characters each)", regs.MaxStringRegisters)
 		}
 	} else if s.Length != 0 {
 		v.at(sp+".length", "length applies to type: string only")
 	}
-	if s.WordOrder != "" && !slices.Contains(WordOrders, s.WordOrder) {
-		v.at(sp+".word_order", "want one of %s, got %q", oneOf(WordOrders), s.WordOrder)
-	}
+	v.pointOrder(sp, s)
 	for _, f := range []string{"channel", "measure", "register"} {
 		if v.has(sp + "." + f) {
 			v.at(sp+"."+f, "applies to I2C devices only; remove it")
@@ -506,32 +517,46 @@ func (v *validator) i2cSource(p string, pt *Point, d *Device) {
 			v.at(sp+"."+f, "applies to Modbus devices only; remove it")
 		}
 	}
-	switch d.Model {
-	case "bme280", "bmp280":
-		ms := []string{"temperature", "pressure", "humidity"}
-		if d.Model == "bmp280" {
-			ms = ms[:2]
-		}
-		if !slices.Contains(ms, s.Measure) {
+	switch {
+	case chip.Measures(d.Model) != nil:
+		if ms := chip.Measures(d.Model); !slices.Contains(ms, s.Measure) {
 			v.at(sp+".measure", "a %s measures %s; write one of them", d.Model, oneOf(ms))
 		}
-	case "ads1115", "ads1015":
-		if s.Channel == nil || *s.Channel < 0 || *s.Channel > 3 {
-			v.at(sp+".channel", "an %s has inputs 0-3; write channel: 0-3", d.Model)
+	case chip.IsADC(d.Model):
+		if n := chip.Channels(d.Model); s.Channel == nil || *s.Channel < 0 || *s.Channel >= n {
+			v.at(sp+".channel", "an %s has inputs 0-%d; write channel: 0-%d", d.Model, n-1, n-1)
 		}
-	case "generic":
-		if s.Register == nil || *s.Register < 0 || *s.Register > 255 {
-			v.at(sp+".register", "a generic I2C device needs register: 0-255 to read from")
+	case d.Model == chip.Generic:
+		if s.Register == nil || *s.Register < 0 || *s.Register > chip.MaxRegister {
+			v.at(sp+".register", "a generic I2C device needs register: 0-%d to read from", chip.MaxRegister)
 		}
 		if s.Type == "" {
-			v.at(sp+".type", "required: write one of %s", oneOf(DataTypes))
-		} else if !slices.Contains(DataTypes, s.Type) {
-			v.at(sp+".type", "unknown data type %q; write one of %s", s.Type, oneOf(DataTypes))
+			v.at(sp+".type", "required: write one of %s", oneOf(regs.TypeNames))
+		} else if _, err := regs.ParseType(s.Type); err != nil {
+			v.at(sp+".type", "unknown data type %q; write one of %s", s.Type, oneOf(regs.TypeNames))
 		}
-		if s.Type == "string" && (s.Length < 1 || s.Length > 32) {
-			v.at(sp+".length", "a string needs length: 1-32 bytes")
+		v.pointOrder(sp, s)
+		if s.Type == "string" {
+			if s.Length < 1 || s.Length > chip.MaxString {
+				v.at(sp+".length", "a string needs length: 1-%d bytes", chip.MaxString)
+			} else if o := v.effectiveOrder(d, s); s.Length%2 == 1 && o.SwapBytes() {
+				v.at(sp+".length", "a string of %d bytes in word order %s: byte-swapped strings need an even length", s.Length, o)
+			}
+		} else if s.Length != 0 {
+			v.at(sp+".length", "length applies to type: string only")
 		}
 	}
+}
+
+// effectiveOrder is the order a point is decoded in: its own, else its
+// device's (ABCD when neither parses; those are reported on their own).
+func (v *validator) effectiveOrder(d *Device, s Source) regs.Order {
+	name := d.WordOrder
+	if s.WordOrder != "" {
+		name = s.WordOrder
+	}
+	o, _ := regs.ParseOrder(name)
+	return o
 }
 
 func (v *validator) alarms(p string, pt *Point) {
