@@ -65,11 +65,35 @@ type decoder struct {
 	file   string
 	probs  Problems
 	pos    map[string]pos
-	visits int
+	fields map[reflect.Type]map[string]int // fieldIndex per struct type
+
+	// Values reached through aliases are counted against aliasBudget, so a
+	// small file cannot expand to a huge tree (a "billion laughs"); values
+	// written out in the file cost nothing, however many there are.
+	inAlias     int
+	aliasAt     *yaml.Node // the outermost alias being expanded
+	aliasPath   string
+	aliasVisits int
+	aliasBudget int
+	overBudget  bool
 }
 
-// maxVisits bounds the work on a file whose aliases expand to a huge tree.
-const maxVisits = 200000
+// Alias budget: values reached through aliases may number aliasFactor
+// times the file's own values, plus aliasSlack for a small file.
+const (
+	aliasFactor = 4
+	aliasSlack  = 10000
+)
+
+// countNodes counts the nodes of a document as written, without following
+// aliases.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
+}
 
 func (d *decoder) add(n *yaml.Node, path, format string, args ...any) {
 	p := Problem{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
@@ -79,16 +103,38 @@ func (d *decoder) add(n *yaml.Node, path, format string, args ...any) {
 	d.probs = append(d.probs, p)
 }
 
+// spend counts one value reached through an alias; past the budget it
+// leaves that one problem alone, placed at the alias being expanded (every other would follow from the
+// decoding it stops) and returns false.
+func (d *decoder) spend() bool {
+	if d.aliasVisits++; d.aliasVisits <= d.aliasBudget {
+		return true
+	}
+	d.overBudget = true
+	a := d.aliasAt
+	d.probs = Problems{{File: d.file, Line: a.Line, Column: a.Column, Path: d.aliasPath, Msg: fmt.Sprintf(
+		"aliases expand to more than %d values, %d times what the file itself holds (here: *%s); write the values out instead of aliasing them",
+		d.aliasBudget, aliasFactor, a.Value)}}
+	return false
+}
+
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+	if d.overBudget {
+		return
 	}
-	if d.visits++; d.visits > maxVisits {
-		if d.visits == maxVisits+1 {
-			d.add(n, path, "the file expands to more than %d values (through aliases?); write a smaller config", maxVisits)
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		if d.inAlias == 0 {
+			d.aliasAt, d.aliasPath = n, path
 		}
+		d.inAlias++
+		defer func() { d.inAlias-- }()
+		if !d.spend() {
+			return
+		}
+		n = n.Alias
+	} else if d.inAlias > 0 && !d.spend() {
 		return
 	}
 	d.pos[path] = pos{n.Line, n.Column}
@@ -201,7 +247,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.add(n, path, "want a mapping (key: value lines), got %s", describe(n))
 		return
 	}
-	fields := fieldIndex(v.Type())
+	fields := d.fields[v.Type()]
+	if fields == nil {
+		if d.fields == nil {
+			d.fields = map[reflect.Type]map[string]int{}
+		}
+		fields = fieldIndex(v.Type())
+		d.fields[v.Type()] = fields
+	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]

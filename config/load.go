@@ -31,16 +31,41 @@ var Demo []byte
 // file names inside it are resolved against the config's directory. On any
 // problem it returns Problems holding all of them.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, tooBig(path, fi.Size())
+	}
+	// The file may grow after Stat, or not be a regular file: read one byte
+	// past the cap at most.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	return Parse(path, data)
 }
 
+// MaxFileSize is the largest config accepted; a larger one is refused
+// before it is parsed. 16 MiB holds some 40,000 points written out like the sample.
+const MaxFileSize = 16 << 20
+
+func tooBig(name string, size int64) error {
+	what := fmt.Sprintf("%d bytes", size)
+	if size >= 100<<20 {
+		what = fmt.Sprintf("%d MiB", size>>20)
+	}
+	return Problems{{File: name, Msg: fmt.Sprintf("the file is %s; a config may have at most %d MiB (some 40,000 points written out like the sample), so it was not read: check that this is the config file", what, MaxFileSize>>20)}}
+}
+
 // Parse is Load on bytes already read; name is used in messages and its
 // directory to resolve relative file names.
 func Parse(name string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, tooBig(name, int64(len(data)))
+	}
 	d := &decoder{file: name, pos: map[string]pos{}}
 	cfg := &Config{File: name}
 	var root yaml.Node
@@ -54,7 +79,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
 		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
 	}
+	d.aliasBudget = aliasFactor*countNodes(&root) + aliasSlack
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	if d.overBudget {
+		return nil, d.probs
+	}
 	applyDefaults(cfg)
 	v := &validator{decoder: d, cfg: cfg, dir: filepath.Dir(name)}
 	v.validate()
