@@ -36,3 +36,14 @@ func TestReadmeCarriesSample(t *testing.T) {
 		t.Fatal("README.md does not carry config/sample.yaml verbatim in a ```yaml block; copy it in")
 	}
 }
+
+// TestURLCredentialsNeverEchoed: a refused MQTT URL that may hold a
+// password is not printed back.
+func TestURLCredentialsNeverEchoed(t *testing.T) {
+	for _, u := range []string{"tcp://gw01:s3cret@platform:1883", "tcp://gw01:s3c ret@platform:1883", "tcp://gw01:s3cret@"} {
+		_, err := Parse("c.yaml", []byte("gateway: {enterprise: E1, code: GW1}\nuplink: {mqtt: {url: \""+u+"\"}}\n"))
+		if err == nil || strings.Contains(err.Error(), "s3c") {
+			t.Errorf("%s: want a refusal without the password, got %v", u, err)
+		}
+	}
+}

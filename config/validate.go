@@ -872,8 +872,16 @@ func (v *validator) mqtt(m *MQTT) {
 	if m.URL == "" {
 		v.at(p+".url", "required: write the broker's URL, e.g. url: ssl://platform.example.cn:8883")
 	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" {
-		v.at(p+".url", "want a URL like tcp://host:1883 or ssl://host:8883, got %q", m.URL)
+		if strings.Contains(m.URL, "@") { // may hold a password: not echoed
+			v.at(p+".url", "want a URL like tcp://host:1883 or ssl://host:8883, without user:password@; give credentials in username and password_env/password_file")
+		} else {
+			v.at(p+".url", "want a URL like tcp://host:1883 or ssl://host:8883, got %q", m.URL)
+		}
 	} else {
+		if u.User != nil {
+			// Never echo it: the point is that the password must not be printed.
+			v.at(p+".url", "the URL carries credentials (user:password@ before the host), which would be logged with the URL; write %s and give them in username and password_env/password_file", userinfoFree(u))
+		}
 		switch u.Scheme {
 		case "tcp", "mqtt", "ws":
 		case "ssl", "tls", "mqtts", "wss":
@@ -929,6 +937,13 @@ func (v *validator) mqtt(m *MQTT) {
 	if m.PlatformAck != nil && m.PlatformAck.Timeout.D() < time.Second {
 		v.at(p+".platform_ack.timeout", "want at least 1s, got %s", m.PlatformAck.Timeout)
 	}
+}
+
+// userinfoFree is u without its credentials.
+func userinfoFree(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
 }
 
 var digitsRE = regexp.MustCompile(`^\d{1,5}$`)
