@@ -18,6 +18,9 @@ type Problem struct {
 	Column int
 	Path   string // field path, e.g. points[2].alarms.H
 	Msg    string // what is wrong and what to write instead
+	// Warning marks what a config may hold but should not: it is accepted
+	// and the warning is in Config.Warnings.
+	Warning bool
 }
 
 func (p Problem) Error() string {
@@ -27,6 +30,9 @@ func (p Problem) Error() string {
 		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Column)
 	}
 	b.WriteString(": ")
+	if p.Warning {
+		b.WriteString("warning: ")
+	}
 	if p.Path != "" {
 		b.WriteString(p.Path)
 		b.WriteString(": ")

@@ -29,7 +29,8 @@ var Demo []byte
 
 // Load reads, decodes, defaults and validates the config at path. Relative
 // file names inside it are resolved against the config's directory. On any
-// problem it returns Problems holding all of them.
+// problem it returns Problems holding all of them; a config it accepts may
+// carry Warnings.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -88,16 +89,20 @@ func Parse(name string, data []byte) (*Config, error) {
 	v := &validator{decoder: d, cfg: cfg, dir: filepath.Dir(name)}
 	v.validate()
 	if len(d.probs) > 0 {
-		ps := d.probs
-		sort.SliceStable(ps, func(i, j int) bool {
-			if ps[i].Line != ps[j].Line {
-				return ps[i].Line < ps[j].Line
-			}
-			return ps[i].Column < ps[j].Column
-		})
-		return nil, ps
+		return nil, inFileOrder(d.probs)
 	}
+	cfg.Warnings = inFileOrder(v.warns)
 	return cfg, nil
+}
+
+func inFileOrder(ps Problems) Problems {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Line != ps[j].Line {
+			return ps[i].Line < ps[j].Line
+		}
+		return ps[i].Column < ps[j].Column
+	})
+	return ps
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

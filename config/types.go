@@ -13,6 +13,10 @@ import (
 type Config struct {
 	// File is the path the config was loaded from ("" when parsed from memory).
 	File string `yaml:"-"`
+	// Warnings are what the config holds but should not (e.g. TLS without
+	// certificate checks), in file order: validate prints them, run logs
+	// each as a WARN. They do not stop the config from loading.
+	Warnings Problems `yaml:"-"`
 
 	Gateway    Gateway     `yaml:"gateway"`
 	Buses      []Bus       `yaml:"buses"`

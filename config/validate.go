@@ -19,24 +19,35 @@ import (
 
 type validator struct {
 	*decoder
-	cfg *Config
-	dir string
+	cfg   *Config
+	dir   string
+	warns Problems
 }
 
 // at reports a problem at path, placed at the closest position known: the
 // field itself or, when it is missing, its nearest parent.
 func (v *validator) at(path, format string, args ...any) {
+	v.probs = append(v.probs, v.place(path, fmt.Sprintf(format, args...)))
+}
+
+// warn notes what the config may hold but should not; the config still
+// loads, with the warning in Config.Warnings.
+func (v *validator) warn(path, format string, args ...any) {
+	w := v.place(path, fmt.Sprintf(format, args...))
+	w.Warning = true
+	v.warns = append(v.warns, w)
+}
+
+func (v *validator) place(path, msg string) Problem {
 	p := path
 	for {
 		if ps, ok := v.pos[p]; ok {
-			v.probs = append(v.probs, Problem{File: v.file, Line: ps.line, Column: ps.col, Path: path, Msg: fmt.Sprintf(format, args...)})
-			return
+			return Problem{File: v.file, Line: ps.line, Column: ps.col, Path: path, Msg: msg}
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
 			if p == "" {
-				v.probs = append(v.probs, Problem{File: v.file, Line: 1, Column: 1, Path: path, Msg: fmt.Sprintf(format, args...)})
-				return
+				return Problem{File: v.file, Line: 1, Column: 1, Path: path, Msg: msg}
 			}
 			p = ""
 			continue
@@ -917,6 +928,9 @@ func (v *validator) mqtt(m *MQTT) {
 		}
 		if (t.Cert == "") != (t.Key == "") {
 			v.at(p+".tls", "mutual TLS needs both cert and key")
+		}
+		if t.InsecureSkipVerify {
+			v.warn(p+".tls.insecure_skip_verify", "the broker's certificate is not checked: anyone on the network path can pose as the platform and read or drop the data; remove it (the system's CAs are then used) or set tls.ca to the platform's CA; skip checks only while commissioning")
 		}
 	}
 	if m.KeepAlive.D() < time.Second {

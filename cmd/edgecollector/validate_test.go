@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,4 +45,83 @@ func TestValidateBigConfig(t *testing.T) {
 		!strings.Contains(string(out), "1 problem(s)") {
 		t.Errorf("over 16 MiB: want the size problem alone, got:\n%s", out)
 	}
+}
+
+// TestValidateWarns: a config that loads but should not be run as it is
+// (TLS without certificate checks) validates with exit 0 and a warning on
+// stderr, apart from the ok line on stdout.
+func TestValidateWarns(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "insecure.yaml", "gateway: {enterprise: E1, code: G1}\nbuffer: {dir: /tmp/x}\n"+
+		"uplink: {mqtt: {url: \"ssl://127.0.0.1:8883\", tls: {insecure_skip_verify: true}}}\n")
+	cmd := exec.Command(collectorBin, "validate", "-c", path)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("want exit 0, got %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if want := path + ": ok: 0 buses, 0 devices, 0 points, 0 interlocks, 1 warning(s)\n"; stdout.String() != want {
+		t.Errorf("stdout = %q, want %q", stdout.String(), want)
+	}
+	if want := path + ":3:74: warning: uplink.mqtt.tls.insecure_skip_verify: the broker's certificate is not checked"; !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr = %q, want it to start with %q", stderr.String(), want)
+	}
+}
+
+// TestRunWarnsOnce: run logs the config's warning once, as a WARN, when it
+// starts (and keeps running).
+func TestRunWarnsOnce(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the uplink keeps reconnecting
+	path := writeFile(t, dir, "insecure.yaml", fmt.Sprintf("gateway: {enterprise: E1, code: G1}\nbuffer: {dir: %q}\n"+
+		"uplink: {mqtt: {url: \"ssl://%s\", tls: {insecure_skip_verify: true}}}\n", filepath.Join(dir, "data"), addr))
+	cmd := exec.Command(collectorBin, "run", "-c", path)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "insecure_skip_verify") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	out := stderr.String()
+	var warns []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "insecure_skip_verify") {
+			warns = append(warns, l)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "level=WARN") || !strings.Contains(warns[0], "certificate is not checked") {
+		t.Fatalf("want one WARN naming insecure_skip_verify, got %d:\n%s", len(warns), out)
+	}
+	t.Log(warns[0])
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process's writes and the
+// test's reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
