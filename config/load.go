@@ -75,6 +75,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
 	} else if err != nil {
 		line, msg := yamlErrorLine(err)
+		if l, c, m, ok := explainSyntax(data, line); ok {
+			return nil, Problems{{File: name, Line: l, Column: c, Msg: "YAML syntax: " + m}}
+		}
 		return nil, Problems{{File: name, Line: line, Column: 1, Msg: "YAML syntax: " + msg}}
 	}
 	if len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
