@@ -196,7 +196,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case reflect.Bool:
 		var b bool
-		if n.Decode(&b) != nil {
+		if !decodeBool(n, &b) {
 			d.add(n, path, "want true or false, got %q", n.Value)
 			return
 		}
@@ -204,7 +204,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case reflect.Int, reflect.Int64:
 		var i int64
-		if n.Decode(&i) != nil {
+		if !decodeInt(n, &i) {
 			d.add(n, path, "want a whole number, got %q", n.Value)
 			return
 		}
@@ -212,7 +212,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case reflect.Float64:
 		var f float64
-		if n.Decode(&f) != nil {
+		if !decodeFloat(n, &f) {
 			d.add(n, path, "want a number, got %q", n.Value)
 			return
 		}
@@ -220,6 +220,57 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	d.add(n, path, "cannot hold a value of Go type %s (a bug in the schema)", v.Type())
+}
+
+// decodeBool, decodeInt and decodeFloat are n.Decode for the plain
+// spellings (true, 12, -0.5), which are most values of a big config,
+// without the decoder n.Decode allocates; any other spelling goes to
+// n.Decode, which has the last word on YAML's rules.
+func decodeBool(n *yaml.Node, b *bool) bool {
+	if n.Tag == "!!bool" && (n.Value == "true" || n.Value == "false") {
+		*b = n.Value == "true"
+		return true
+	}
+	return n.Decode(b) == nil
+}
+
+func decodeInt(n *yaml.Node, i *int64) bool {
+	if n.Tag == "!!int" && plainDecimal(n.Value, false) {
+		if v, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			*i = v
+			return true
+		}
+	}
+	return n.Decode(i) == nil
+}
+
+func decodeFloat(n *yaml.Node, f *float64) bool {
+	if (n.Tag == "!!int" || n.Tag == "!!float") && plainDecimal(n.Value, true) {
+		if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			*f = v
+			return true
+		}
+	}
+	return n.Decode(f) == nil
+}
+
+// plainDecimal: an optional minus, digits, and (frac) one '.' between
+// digits; nothing YAML could read another way.
+func plainDecimal(s string, frac bool) bool {
+	if strings.HasPrefix(s, "-") {
+		s = s[1:]
+	}
+	dot := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+		case c == '.' && frac && !dot && i > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return s != "" && (len(s) == 1 || s[0] != '0' || (frac && len(s) > 1 && s[1] == '.'))
 }
 
 func kindWord(k reflect.Kind) string {

@@ -50,7 +50,7 @@ func Load(path string) (*Config, error) {
 }
 
 // MaxFileSize is the largest config accepted; a larger one is refused
-// before it is parsed. 16 MiB holds some 40,000 points written out like the sample.
+// before it is parsed. 16 MiB holds some 45,000 points written out like the sample.
 const MaxFileSize = 16 << 20
 
 func tooBig(name string, size int64) error {
@@ -58,7 +58,7 @@ func tooBig(name string, size int64) error {
 	if size >= 100<<20 {
 		what = fmt.Sprintf("%d MiB", size>>20)
 	}
-	return Problems{{File: name, Msg: fmt.Sprintf("the file is %s; a config may have at most %d MiB (some 40,000 points written out like the sample), so it was not read: check that this is the config file", what, MaxFileSize>>20)}}
+	return Problems{{File: name, Msg: fmt.Sprintf("the file is %s; a config may have at most %d MiB (some 45,000 points written out like the sample), so it was not read: check that this is the config file", what, MaxFileSize>>20)}}
 }
 
 // Parse is Load on bytes already read; name is used in messages and its
