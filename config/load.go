@@ -46,6 +46,9 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	if len(data) > MaxFileSize {
+		return nil, tooBig(path, -1)
+	}
 	return Parse(path, data)
 }
 
@@ -53,12 +56,17 @@ func Load(path string) (*Config, error) {
 // before it is parsed. 16 MiB holds some 45,000 points written out like the sample.
 const MaxFileSize = 16 << 20
 
+// tooBig is the problem of a file of size bytes (-1: more than the cap,
+// found while reading).
 func tooBig(name string, size int64) error {
-	what := fmt.Sprintf("%d bytes", size)
-	if size >= 100<<20 {
-		what = fmt.Sprintf("%d MiB", size>>20)
+	what := fmt.Sprintf("is %d bytes", size)
+	switch {
+	case size < 0:
+		what = fmt.Sprintf("holds more than %d bytes", MaxFileSize)
+	case size >= 100<<20:
+		what = fmt.Sprintf("is %d MiB", size>>20)
 	}
-	return Problems{{File: name, Msg: fmt.Sprintf("the file is %s; a config may have at most %d MiB (some 45,000 points written out like the sample), so it was not read: check that this is the config file", what, MaxFileSize>>20)}}
+	return Problems{{File: name, Msg: fmt.Sprintf("the file %s; a config may have at most %d MiB (some 45,000 points written out like the sample), so it was not read: check that this is the config file", what, MaxFileSize>>20)}}
 }
 
 // Parse is Load on bytes already read; name is used in messages and its
