@@ -62,15 +62,15 @@ func AsProblems(err error) (Problems, bool) {
 	return ps, ok
 }
 
-type pos struct{ line, col int }
-
 // decoder walks a YAML node tree into Go values by reflection, so that every
-// unknown key and badly typed value is reported (not just the first), and
-// the position of every field is remembered for the checks that follow.
+// unknown key and badly typed value is reported (not just the first); the
+// tree stays, so the checks that follow find the position of any field by
+// its path (a map of every path costs more memory than the tree itself on
+// a big config).
 type decoder struct {
 	file   string
 	probs  Problems
-	pos    map[string]pos
+	root   *yaml.Node                      // the document's top node
 	fields map[reflect.Type]map[string]int // fieldIndex per struct type
 
 	// Values reached through aliases are counted against aliasBudget, so a
@@ -143,7 +143,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	} else if d.inAlias > 0 && !d.spend() {
 		return
 	}
-	d.pos[path] = pos{n.Line, n.Column}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // key present with no value: treated as absent
 	}
@@ -173,6 +172,49 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		d.decodeScalar(n, v, path)
 	}
+}
+
+// node is the value at a field path such as points[2].alarms.H, as the
+// decoder saw it (aliases followed, the first of keys written twice); nil
+// when the file does not have it.
+func (d *decoder) node(path string) *yaml.Node {
+	n := d.root
+	for n != nil && path != "" {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		if path[0] == '[' {
+			j := strings.IndexByte(path, ']')
+			i, err := strconv.Atoi(path[1:max(j, 1)])
+			if j < 0 || err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+				return nil
+			}
+			n, path = n.Content[i], path[j+1:]
+			continue
+		}
+		path = strings.TrimPrefix(path, ".")
+		k := strings.IndexAny(path, ".[")
+		if k < 0 {
+			k = len(path)
+		}
+		key := path[:k]
+		path = path[k:]
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var found *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				found = n.Content[i+1]
+				break
+			}
+		}
+		n = found
+	}
+	if n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
 }
 
 func describe(n *yaml.Node) string {

@@ -75,7 +75,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, tooBig(name, int64(len(data)))
 	}
-	d := &decoder{file: name, pos: map[string]pos{}}
+	d := &decoder{file: name}
 	cfg := &Config{File: name}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -91,6 +91,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
 		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
 	}
+	d.root = root.Content[0]
 	d.aliasBudget = aliasFactor*countNodes(&root) + aliasSlack
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
 	if d.overBudget {

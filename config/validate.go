@@ -37,8 +37,8 @@ func (v *validator) warn(path, format string, args ...any) {
 func (v *validator) place(path, msg string) Problem {
 	p := path
 	for {
-		if ps, ok := v.pos[p]; ok {
-			return Problem{File: v.file, Line: ps.line, Column: ps.col, Path: path, Msg: msg}
+		if n := v.node(p); n != nil {
+			return Problem{File: v.file, Line: n.Line, Column: n.Column, Path: path, Msg: msg}
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
@@ -52,7 +52,7 @@ func (v *validator) place(path, msg string) Problem {
 	}
 }
 
-func (v *validator) has(path string) bool { _, ok := v.pos[path]; return ok }
+func (v *validator) has(path string) bool { return v.node(path) != nil }
 
 var (
 	codeRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
