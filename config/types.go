@@ -212,7 +212,7 @@ type Source struct {
 	Address   *int   `yaml:"address"`    // 0-based protocol address
 	Type      string `yaml:"type"`       // see regs.TypeNames; default uint16 (bool for coil/discrete)
 	WordOrder string `yaml:"word_order"` // overrides the device's
-	Bit       *int   `yaml:"bit"`        // bool from one bit (0-15) of a register
+	Bit       *int   `yaml:"bit"`        // bool from one bit (0-15) of a register, or (I2C generic) 0-7 of the byte
 	Bits      string `yaml:"bits"`       // "4-5": an unsigned field of a register (type uint16)
 	Length    int    `yaml:"length"`     // string: registers (Modbus) or bytes (I2C)
 

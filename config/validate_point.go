@@ -185,9 +185,19 @@ func (v *validator) modbusSource(p string, pt *Point) {
 func (v *validator) i2cSource(p string, pt *Point, d *Device) {
 	s := pt.Source
 	sp := p + ".source"
-	for _, f := range []string{"table", "address", "bit"} {
+	for _, f := range []string{"table", "address"} {
 		if v.has(sp + "." + f) {
 			v.at(sp+"."+f, "applies to Modbus devices only; remove it")
+		}
+	}
+	if s.Bit != nil {
+		switch {
+		case d.Model != chip.Generic:
+			v.at(sp+".bit", "applies to Modbus registers and generic I2C devices only; remove it")
+		case s.Type != "bool":
+			v.at(sp+".bit", "bit picks one bit of the byte read for type: bool")
+		case *s.Bit < 0 || *s.Bit > chip.MaxBit:
+			v.at(sp+".bit", "want 0-%d (a bit of the byte read), got %d", chip.MaxBit, *s.Bit)
 		}
 	}
 	switch {

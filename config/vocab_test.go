@@ -182,6 +182,13 @@ func TestVocabularyI2C(t *testing.T) {
 			}
 		}
 	}
+	for _, typ := range []string{"bool", "uint16"} {
+		for _, bit := range []int{-1, 0, 7, 8} {
+			b := bit
+			check(fmt.Sprintf("generic %s bit %d", typ, bit), "model: generic, address: 0x40", fmt.Sprintf("register: 1, type: %s, bit: %d", typ, bit),
+				edgei2c.Device{Name: "d", Model: chip.Generic, Address: 0x40}, edgei2c.Point{Code: "P1", Register: 1, Type: typ, Bit: &b})
+		}
+	}
 	for _, reg := range []int{-1, 0, 255, 256} {
 		check(fmt.Sprintf("generic register %d", reg), "model: generic, address: 0x40", fmt.Sprintf("register: %d, type: uint16", reg),
 			edgei2c.Device{Name: "d", Model: chip.Generic, Address: 0x40}, edgei2c.Point{Code: "P1", Register: reg, Type: "uint16"})

@@ -61,7 +61,7 @@ type Point struct {
 	Type      string // data type, one of regs.TypeNames
 	WordOrder string // overrides Device.WordOrder
 	Length    int    // string: bytes
-	Bit       *int   // bool: bit 0-7 of the byte; nil: true when the byte is not 0
+	Bit       *int   // bool only: bit 0-7 of the byte; nil: true when the byte is not 0
 }
 
 // NewSource returns the edge.Source that reads points, in that order, from
@@ -160,6 +160,9 @@ func newSource(bus i2c.Bus, dev Device, points []Point) (edge.Source, error) {
 			}
 			bit := -1
 			if p.Bit != nil {
+				if typ != regs.Bool || *p.Bit < 0 || *p.Bit > chip.MaxBit {
+					return nil, pointErr(i, "bit %d: a bool point reads bit 0-%d of its byte (no bit: true when the byte is not 0)", *p.Bit, chip.MaxBit)
+				}
 				bit = *p.Bit
 			}
 			specs[i] = generic.Point{Register: uint8(p.Register), Type: typ, Order: ord, Length: p.Length, Bit: bit}
