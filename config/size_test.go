@@ -29,7 +29,7 @@ func TestBigConfigValidates(t *testing.T) {
 		t.Fatalf("got %d points", len(cfg.Points))
 	}
 	t.Logf("10,000 points, %d KiB: validated in %v", len(data)>>10, took)
-	if took > 20*time.Second {
+	if took > 60*time.Second { // wall time on a loaded machine; the CPU bound is in cmd's TestValidateBigConfig
 		t.Errorf("validating 10,000 points took %v; want seconds", took)
 	}
 }

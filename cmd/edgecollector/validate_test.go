@@ -23,14 +23,17 @@ func TestValidateBigConfig(t *testing.T) {
 	dir := t.TempDir()
 	big := writeFile(t, dir, "plant-10000.yaml", string(configtest.Plant(10000)))
 	start := time.Now()
-	out, err := exec.Command(collectorBin, "validate", "-c", big).CombinedOutput()
+	cmd := exec.Command(collectorBin, "validate", "-c", big)
+	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil || !strings.Contains(string(out), "ok: 50 buses, 200 devices, 10000 points, 1 interlocks") {
 		t.Fatalf("10,000 points: %v\n%.2000s", err, out)
 	}
-	t.Logf("edgecollector validate, 10,000 points: %v", took)
-	if took > 30*time.Second {
-		t.Errorf("validate took %v; want seconds", took)
+	// CPU time, not wall time, is the measure: the machine may be loaded.
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	t.Logf("edgecollector validate, 10,000 points: %v CPU, %v wall", cpu.Round(time.Millisecond), took.Round(time.Millisecond))
+	if cpu > 10*time.Second {
+		t.Errorf("validate took %v of CPU; want seconds", cpu)
 	}
 
 	huge := filepath.Join(dir, "huge.yaml")
