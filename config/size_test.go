@@ -59,7 +59,7 @@ func TestAliasBomb(t *testing.T) {
 	if ps[0].Line < 3 {
 		t.Errorf("want the problem placed at an alias, got line %d", ps[0].Line)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > 30*time.Second { // it takes well under a second; wall time on a loaded machine
 		t.Errorf("refusing the bomb took %v", d)
 	}
 }
