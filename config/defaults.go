@@ -2,17 +2,32 @@ package config
 
 import (
 	"time"
+
+	"github.com/hazwatch/edgecollector/drivers/i2c/ads1115"
+	"github.com/hazwatch/edgecollector/drivers/i2c/bme280"
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
+	"github.com/hazwatch/edgecollector/drivers/i2c/generic"
+	"github.com/hazwatch/edgecollector/drivers/modbus"
+	"github.com/hazwatch/edgecollector/drivers/regs"
+	"github.com/hazwatch/edgecollector/uplink/hj212"
 )
 
-// Defaults, named so the docs and the sample can quote them.
+// Defaults, named so the docs and the sample can quote them. Those of a
+// component with a DefaultOpts (Modbus lines and devices, I2C chips, the
+// HJ 212 client) are taken from it, so there is one place for each number.
+var (
+	DefaultBaud       = modbus.DefaultLineOpts().Baud
+	DefaultTimeout    = Duration(modbus.DefaultDeviceOpts().Timeout)
+	DefaultRetries    = modbus.DefaultDeviceOpts().Retries
+	DefaultMaxGap     = modbus.DefaultDeviceOpts().Limits.MaxGap
+	DefaultProbeEvery = modbus.DefaultDeviceOpts().ProbeEvery
+)
+
+// Defaults of components that have no DefaultOpts yet (the edge engine,
+// the buffer, the MQTT uplink).
 const (
 	DefaultUTCOffset       = "+08:00"
-	DefaultBaud            = 9600
-	DefaultTimeout         = Duration(time.Second)
-	DefaultRetries         = 1
-	DefaultReadbackEvery   = 10 * time.Second
-	DefaultMaxGap          = 10
-	DefaultProbeEvery      = 10
+	DefaultReadbackEvery   = 10 * time.Second // interlock outputs read back while tripped (edge)
 	DefaultInterval        = Duration(time.Second)
 	DefaultMaxInterval     = Duration(60 * time.Second)
 	DefaultDir             = "/var/lib/edgecollector"
@@ -28,54 +43,79 @@ const (
 	DefaultHeartbeat       = Duration(30 * time.Second)
 )
 
+// i2cDefaults are the timeout and probe interval of an I2C model, from its
+// driver.
+func i2cDefaults(model string) (time.Duration, int) {
+	switch {
+	case chip.Measures(model) != nil:
+		o := bme280.DefaultOpts()
+		return o.Timeout, o.ProbeEvery
+	case chip.IsADC(model):
+		o := ads1115.DefaultOpts()
+		return o.Timeout, o.ProbeEvery
+	}
+	o := generic.DefaultOpts()
+	return o.Timeout, o.ProbeEvery
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func applyDefaults(c *Config) {
 	if c.Gateway.UTCOffset == "" {
 		c.Gateway.UTCOffset = DefaultUTCOffset
 	}
+	lo := modbus.DefaultLineOpts()
 	for i := range c.Buses {
 		b := &c.Buses[i]
 		if b.Type == BusModbusRTU {
 			if b.Baud == 0 {
-				b.Baud = DefaultBaud
+				b.Baud = lo.Baud
 			}
 			if b.DataBits == 0 {
-				b.DataBits = 8
+				b.DataBits = lo.DataBits
 			}
 			if b.Parity == "" {
-				b.Parity = "none"
+				b.Parity = lo.Parity
 			}
 			if b.StopBits == 0 {
-				b.StopBits = 1
+				b.StopBits = lo.StopBits
 			}
 		}
 		if b.Type == BusModbusTCP && b.ConnectTimeout == 0 {
-			b.ConnectTimeout = Duration(3 * time.Second)
+			b.ConnectTimeout = Duration(lo.ConnectTimeout)
 		}
+	}
+	do := modbus.DefaultDeviceOpts()
+	buses := map[string]*Bus{}
+	for i := range c.Buses {
+		buses[c.Buses[i].Name] = &c.Buses[i]
 	}
 	for i := range c.Devices {
 		d := &c.Devices[i]
+		timeout, probe := do.Timeout, do.ProbeEvery
+		if b := buses[d.Bus]; b != nil && b.Type == BusI2C {
+			timeout, probe = i2cDefaults(d.Model)
+		}
 		if d.Timeout == 0 {
-			d.Timeout = DefaultTimeout
+			d.Timeout = Duration(timeout)
 		}
 		if d.Retries == nil {
-			d.Retries = ptr(DefaultRetries)
+			d.Retries = ptr(do.Retries)
 		}
 		if d.WordOrder == "" {
-			d.WordOrder = "ABCD"
+			d.WordOrder = regs.ABCD.String()
 		}
 		if d.MaxGap == nil {
-			d.MaxGap = ptr(DefaultMaxGap)
+			d.MaxGap = ptr(do.Limits.MaxGap)
 		}
 		if d.MaxRegisters == 0 {
-			d.MaxRegisters = 125
+			d.MaxRegisters = do.Limits.MaxRegisters
 		}
 		if d.MaxBits == 0 {
-			d.MaxBits = 2000
+			d.MaxBits = do.Limits.MaxBits
 		}
 		if d.ProbeEvery == 0 {
-			d.ProbeEvery = DefaultProbeEvery
+			d.ProbeEvery = probe
 		}
 	}
 	for i := range c.Points {
@@ -181,32 +221,33 @@ func applyDefaults(c *Config) {
 		}
 	}
 	if h := c.Uplink.HJ212; h != nil {
+		o := hj212.DefaultOpts()
 		if h.Version == "" {
-			h.Version = "2017"
+			h.Version = o.Version
 		}
 		if h.ST == "" {
-			h.ST = "32"
+			h.ST = o.ST
 		}
 		if h.PW == "" {
-			h.PW = "123456"
+			h.PW = o.PW
 		}
 		if h.Ack == nil {
-			h.Ack = ptr(true)
+			h.Ack = ptr(o.Ack)
 		}
 		if h.OverTime == 0 {
-			h.OverTime = Duration(10 * time.Second)
+			h.OverTime = Duration(o.OverTime)
 		}
 		if h.ReCount == 0 {
-			h.ReCount = 3
+			h.ReCount = o.ReCount
 		}
 		if h.Heartbeat == 0 {
-			h.Heartbeat = Duration(60 * time.Second)
+			h.Heartbeat = Duration(o.Heartbeat)
 		}
 		if h.Stats == nil {
 			h.Stats = ptr(true)
 		}
 		if h.Encryption != nil && h.Encryption.Encoding == "" {
-			h.Encryption.Encoding = "raw"
+			h.Encryption.Encoding = o.SM4Encoding
 		}
 	}
 	if c.Log.Level == "" {

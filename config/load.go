@@ -31,19 +31,53 @@ var Demo []byte
 
 // Load reads, decodes, defaults and validates the config at path. Relative
 // file names inside it are resolved against the config's directory. On any
-// problem it returns Problems holding all of them.
+// problem it returns Problems holding all of them; a config it accepts may
+// carry Warnings.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, tooBig(path, fi.Size())
+	}
+	// The file may grow after Stat, or not be a regular file: read one byte
+	// past the cap at most.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooBig(path, -1)
+	}
 	return Parse(path, data)
+}
+
+// MaxFileSize is the largest config accepted; a larger one is refused
+// before it is parsed. 16 MiB holds some 45,000 points written out like the sample.
+const MaxFileSize = 16 << 20
+
+// tooBig is the problem of a file of size bytes (-1: more than the cap,
+// found while reading).
+func tooBig(name string, size int64) error {
+	what := fmt.Sprintf("is %d bytes", size)
+	switch {
+	case size < 0:
+		what = fmt.Sprintf("holds more than %d bytes", MaxFileSize)
+	case size >= 100<<20:
+		what = fmt.Sprintf("is %d MiB", size>>20)
+	}
+	return Problems{{File: name, Msg: fmt.Sprintf("the file %s; a config may have at most %d MiB (some 45,000 points written out like the sample), so it was not read: check that this is the config file", what, MaxFileSize>>20)}}
 }
 
 // Parse is Load on bytes already read; name is used in messages and its
 // directory to resolve relative file names.
 func Parse(name string, data []byte) (*Config, error) {
-	d := &decoder{file: name, pos: map[string]pos{}}
+	if len(data) > MaxFileSize {
+		return nil, tooBig(name, int64(len(data)))
+	}
+	d := &decoder{file: name}
 	sum := sha256.Sum256(data)
 	cfg := &Config{File: name, SHA256: hex.EncodeToString(sum[:])}
 	var root yaml.Node
@@ -52,26 +86,38 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
 	} else if err != nil {
 		line, msg := yamlErrorLine(err)
+		if l, c, m, ok := explainSyntax(data, line); ok {
+			return nil, Problems{{File: name, Line: l, Column: c, Msg: "YAML syntax: " + m}}
+		}
 		return nil, Problems{{File: name, Line: line, Column: 1, Msg: "YAML syntax: " + msg}}
 	}
 	if len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
 		return nil, Problems{{File: name, Line: 1, Column: 1, Msg: "the file is empty; start from the sample config in the README"}}
 	}
+	d.root = root.Content[0]
+	d.aliasBudget = aliasFactor*countNodes(&root) + aliasSlack
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	if d.overBudget {
+		return nil, d.probs
+	}
 	applyDefaults(cfg)
 	v := &validator{decoder: d, cfg: cfg, dir: filepath.Dir(name)}
 	v.validate()
 	if len(d.probs) > 0 {
-		ps := d.probs
-		sort.SliceStable(ps, func(i, j int) bool {
-			if ps[i].Line != ps[j].Line {
-				return ps[i].Line < ps[j].Line
-			}
-			return ps[i].Column < ps[j].Column
-		})
-		return nil, ps
+		return nil, inFileOrder(d.probs)
 	}
+	cfg.Warnings = inFileOrder(v.warns)
 	return cfg, nil
+}
+
+func inFileOrder(ps Problems) Problems {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Line != ps[j].Line {
+			return ps[i].Line < ps[j].Line
+		}
+		return ps[i].Column < ps[j].Column
+	})
+	return ps
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

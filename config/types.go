@@ -17,6 +17,11 @@ type Config struct {
 	// the running config by it).
 	SHA256 string `yaml:"-"`
 
+	// Warnings are what the config holds but should not (e.g. TLS without
+	// certificate checks), in file order: validate prints them, run logs
+	// each as a WARN. They do not stop the config from loading.
+	Warnings Problems `yaml:"-"`
+
 	Gateway    Gateway     `yaml:"gateway"`
 	Buses      []Bus       `yaml:"buses"`
 	Devices    []Device    `yaml:"devices"`
@@ -75,7 +80,7 @@ type Device struct {
 
 	Timeout   Duration `yaml:"timeout"`    // per request, default 1s
 	Retries   *int     `yaml:"retries"`    // after the first attempt, default 1
-	WordOrder string   `yaml:"word_order"` // ABCD|CDAB|BADC|DCBA, default ABCD
+	WordOrder string   `yaml:"word_order"` // ABCD|CDAB|BADC|DCBA (64-bit: ABCDEFGH|GHEFCDAB|BADCFEHG|HGFEDCBA), default ABCD
 	// MaxGap is the largest run of unused registers (or coils) a block read
 	// spans to save a request (default 10).
 	MaxGap *int `yaml:"max_gap"`
@@ -204,17 +209,14 @@ const (
 	TableInput    = "input"
 )
 
-// Data types.
-var DataTypes = []string{"bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64", "bcd16", "bcd32", "string"}
-
 // Source says where a point's raw value comes from.
 type Source struct {
 	// Modbus
 	Table     string `yaml:"table"`      // coil|discrete|holding|input
 	Address   *int   `yaml:"address"`    // 0-based protocol address
-	Type      string `yaml:"type"`       // see DataTypes; default uint16 (bool for coil/discrete)
+	Type      string `yaml:"type"`       // see regs.TypeNames; default uint16 (bool for coil/discrete)
 	WordOrder string `yaml:"word_order"` // overrides the device's
-	Bit       *int   `yaml:"bit"`        // bool from one bit (0-15) of a register
+	Bit       *int   `yaml:"bit"`        // bool from one bit (0-15) of a register, or (I2C generic) 0-7 of the byte
 	Bits      string `yaml:"bits"`       // "4-5": an unsigned field of a register (type uint16)
 	Length    int    `yaml:"length"`     // string: registers (Modbus) or bytes (I2C)
 

@@ -1,39 +1,49 @@
 package config
 
 import (
-	"encoding/pem"
 	"fmt"
-	"math"
 	"net"
-	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
+	"github.com/hazwatch/edgecollector/drivers/regs"
 )
 
 type validator struct {
 	*decoder
-	cfg *Config
-	dir string
+	cfg   *Config
+	dir   string
+	warns Problems
 }
 
 // at reports a problem at path, placed at the closest position known: the
 // field itself or, when it is missing, its nearest parent.
 func (v *validator) at(path, format string, args ...any) {
+	v.probs = append(v.probs, v.place(path, fmt.Sprintf(format, args...)))
+}
+
+// warn notes what the config may hold but should not; the config still
+// loads, with the warning in Config.Warnings.
+func (v *validator) warn(path, format string, args ...any) {
+	w := v.place(path, fmt.Sprintf(format, args...))
+	w.Warning = true
+	v.warns = append(v.warns, w)
+}
+
+func (v *validator) place(path, msg string) Problem {
 	p := path
 	for {
-		if ps, ok := v.pos[p]; ok {
-			v.probs = append(v.probs, Problem{File: v.file, Line: ps.line, Column: ps.col, Path: path, Msg: fmt.Sprintf(format, args...)})
-			return
+		if n := v.node(p); n != nil {
+			return Problem{File: v.file, Line: n.Line, Column: n.Column, Path: path, Msg: msg}
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
 			if p == "" {
-				v.probs = append(v.probs, Problem{File: v.file, Line: 1, Column: 1, Path: path, Msg: fmt.Sprintf(format, args...)})
-				return
+				return Problem{File: v.file, Line: 1, Column: 1, Path: path, Msg: msg}
 			}
 			p = ""
 			continue
@@ -42,16 +52,13 @@ func (v *validator) at(path, format string, args ...any) {
 	}
 }
 
-func (v *validator) has(path string) bool { _, ok := v.pos[path]; return ok }
+func (v *validator) has(path string) bool { return v.node(path) != nil }
 
 var (
 	codeRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
 	offsetRE = regexp.MustCompile(`^[+-](0\d|1[0-4]):[0-5]\d$`)
 	mooNRE   = regexp.MustCompile(`^([1-9])oo([1-9])$`)
 )
-
-// WordOrders are the 32-bit names; 64-bit values extend them as Telegraf does.
-var WordOrders = []string{"ABCD", "CDAB", "BADC", "DCBA"}
 
 func oneOf(list []string) string { return strings.Join(list, ", ") }
 
@@ -185,8 +192,6 @@ func (v *validator) serialFieldsAbsent(p string, notFor func(string, bool, strin
 
 func isModbus(b *Bus) bool { return b != nil && (b.Type == BusModbusTCP || b.Type == BusModbusRTU) }
 
-var i2cModels = []string{"bme280", "bmp280", "ads1115", "ads1015", "generic"}
-
 func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Device) {
 	d := &v.cfg.Devices[i]
 	p := fmt.Sprintf("devices[%d]", i)
@@ -230,20 +235,18 @@ func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Dev
 		if d.Model != "" {
 			v.at(p+".model", "model applies to I2C devices only; remove it")
 		}
-		if !slices.Contains(WordOrders, d.WordOrder) {
-			v.at(p+".word_order", "want one of %s, got %q", oneOf(WordOrders), d.WordOrder)
-		}
+		v.deviceOrder(p, d)
 		if *d.Retries < 0 || *d.Retries > 10 {
 			v.at(p+".retries", "want 0-10, got %d", *d.Retries)
 		}
-		if *d.MaxGap < 0 || *d.MaxGap > 124 {
-			v.at(p+".max_gap", "want 0-124 registers, got %d", *d.MaxGap)
+		if *d.MaxGap < 0 || *d.MaxGap > regs.MaxReadRegisters-1 {
+			v.at(p+".max_gap", "want 0-%d registers, got %d", regs.MaxReadRegisters-1, *d.MaxGap)
 		}
-		if d.MaxRegisters < 1 || d.MaxRegisters > 125 {
-			v.at(p+".max_registers", "want 1-125 (the protocol's limit for one read), got %d", d.MaxRegisters)
+		if d.MaxRegisters < 1 || d.MaxRegisters > regs.MaxReadRegisters {
+			v.at(p+".max_registers", "want 1-%d (the protocol's limit for one read), got %d", regs.MaxReadRegisters, d.MaxRegisters)
 		}
-		if d.MaxBits < 1 || d.MaxBits > 2000 {
-			v.at(p+".max_bits", "want 1-2000 (the protocol's limit for one read), got %d", d.MaxBits)
+		if d.MaxBits < 1 || d.MaxBits > regs.MaxReadBits {
+			v.at(p+".max_bits", "want 1-%d (the protocol's limit for one read), got %d", regs.MaxReadBits, d.MaxBits)
 		}
 	}
 	if b.Type == BusI2C {
@@ -262,11 +265,21 @@ func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Dev
 		if d.Unit != nil {
 			v.at(p+".unit", "a Modbus unit id on I2C bus %q; use address for the I2C address", b.Name)
 		}
-		if !slices.Contains(i2cModels, d.Model) {
-			v.at(p+".model", "want one of %s, got %q", oneOf(i2cModels), d.Model)
+		if !slices.Contains(chip.Models, d.Model) {
+			v.at(p+".model", "want one of %s, got %q", oneOf(chip.Models), d.Model)
 		}
-		if (d.Model == "ads1115" || d.Model == "ads1015") && d.ShuntOhms < 0 {
-			v.at(p+".shunt_ohms", "must be positive (e.g. 150 for 4-20 mA into 0.6-3 V)")
+		if d.Model == chip.Generic {
+			v.deviceOrder(p, d)
+		} else if v.has(p + ".word_order") {
+			v.at(p+".word_order", "applies to Modbus and generic I2C devices only; remove it from this %s", d.Model)
+		}
+		if lo, hi := chip.Addresses(d.Model); d.Address != nil && *d.Address >= 0x08 && *d.Address <= 0x77 &&
+			(*d.Address < int(lo) || *d.Address > int(hi)) && slices.Contains(chip.Models, d.Model) {
+			v.at(p+".address", "a %s answers at %#x-%#x only (set by its address pin), got %#x", d.Model, lo, hi, *d.Address)
+		}
+		if chip.IsADC(d.Model) && (d.ShuntOhms < 0 || d.ShuntOhms > chip.MaxShuntOhms) {
+			v.at(p+".shunt_ohms", "want 0 (read volts) or a shunt up to %g Ω (%d mA stays within ±%g V), e.g. 150 for 4-20 mA into 0.6-3 V, got %g",
+				chip.MaxShuntOhms, chip.LoopMaxMilliamps, chip.ADCMaxVolts, d.ShuntOhms)
 		}
 		for j, c := range d.Command {
 			if c < 0 || c > 255 {
@@ -309,661 +322,24 @@ func (v *validator) deviceNames(filter func(*Device) bool) string {
 	return strings.Join(n, ", ")
 }
 
-// RegisterCount is the number of 16-bit registers a data type spans.
-func RegisterCount(typ string, length int) int {
-	switch typ {
-	case "bool", "int16", "uint16", "bcd16":
-		return 1
-	case "int32", "uint32", "float32", "bcd32":
-		return 2
-	case "int64", "uint64", "float64":
-		return 4
-	case "string":
-		return length
-	}
-	return 1
-}
-
-func (v *validator) point(i int, buses map[string]*Bus, devices map[string]*Device, points map[string]*Point) {
-	pt := &v.cfg.Points[i]
-	p := fmt.Sprintf("points[%d]", i)
-	switch {
-	case pt.Code == "":
-		v.at(p+".code", "required: write the plant's tag (位号), e.g. code: GT-1201")
-	case !codeRE.MatchString(pt.Code):
-		v.at(p+".code", "%q: use letters, digits, '_', '-' and '.' only", pt.Code)
-	case points[pt.Code] != nil:
-		v.at(p+".code", "point code %q is used twice; tags must be unique", pt.Code)
-	default:
-		points[pt.Code] = pt
-	}
-	if !slices.Contains(PointKinds, pt.Kind) {
-		if pt.Kind == "" {
-			v.at(p+".kind", "required: write one of %s", oneOf(PointKinds))
-		} else {
-			v.at(p+".kind", "unknown kind %q; write one of %s", pt.Kind, oneOf(PointKinds))
-		}
-	}
-	if pt.Interval.D() < 10*time.Millisecond || pt.Interval.D() > time.Hour {
-		v.at(p+".interval", "want a poll interval between 10ms and 1h, got %s", pt.Interval)
-	}
-	d := devices[pt.Device]
-	switch {
-	case pt.Device == "":
-		v.at(p+".device", "required: name the device this point is read from (%s)", v.deviceNames(func(*Device) bool { return true }))
-	case d == nil:
-		v.at(p+".device", "no device named %q; define it under devices or use one of: %s", pt.Device, v.deviceNames(func(*Device) bool { return true }))
-	default:
-		if b := buses[d.Bus]; isModbus(b) {
-			v.modbusSource(p, pt)
-			v.bitField(p, pt)
-			v.diagnostics(p, pt)
-		} else if b != nil && b.Type == BusI2C {
-			v.i2cSource(p, pt, d)
-			if len(pt.Diagnostics) > 0 || pt.Source.Bits != "" {
-				v.at(p+".diagnostics", "diagnostics and bits apply to Modbus devices only")
-			}
-		}
-	}
-	v.states(p, pt)
-	if *pt.Scale == 0 {
-		v.at(p+".scale", "must not be 0 (every value would read 0); remove it for 1")
-	}
-	numeric := pt.Source.Type != "bool" && pt.Source.Type != "string"
-	if pt.Range != nil {
-		if len(pt.Range) != 2 || !(pt.Range[0] < pt.Range[1]) {
-			v.at(p+".range", "want [min, max] with min < max, e.g. range: [0, 100]")
-		}
-	}
-	if pt.RawRange != nil {
-		switch {
-		case len(pt.RawRange) != 2 || pt.RawRange[0] == pt.RawRange[1]:
-			v.at(p+".raw_range", "want [raw at range min, raw at range max] with two different values, e.g. raw_range: [4000, 20000]")
-		case pt.Range == nil:
-			v.at(p+".raw_range", "needs range: raw_range maps raw values onto range, e.g. range: [0, 100]")
-		}
-	}
-	if pt.Loop && pt.RawRange == nil && !v.isADC(pt, devices, buses) {
-		v.at(p+".loop", "a 4-20 mA loop needs raw_range: the raw values at 4 mA and 20 mA")
-	}
-	if pt.Loop && v.isADC(pt, devices, buses) {
-		if d := devices[pt.Device]; d.ShuntOhms <= 0 {
-			v.at(p+".loop", "a 4-20 mA input on %s %q needs the device's shunt_ohms (e.g. shunt_ohms: 150)", d.Model, d.Name)
-		}
-		if pt.Range == nil {
-			v.at(p+".range", "a 4-20 mA input needs range: the engineering values at 4 and 20 mA, e.g. range: [0, 100]")
-		}
-	}
-	if pt.StuckAfter < 0 {
-		v.at(p+".stuck_after", "must be positive")
-	}
-	switch pt.Report.Mode {
-	case ReportEvery:
-		if v.has(p+".report.deadband") || v.has(p+".report.max_interval") {
-			v.at(p+".report.mode", "deadband and max_interval apply to mode: change; set mode: change or remove them")
-		}
-	case ReportChange:
-		if pt.Report.Deadband < 0 {
-			v.at(p+".report.deadband", "must be 0 or more (in %s)", unitOr(pt.Unit))
-		}
-		if pt.Report.MaxInterval.D() < pt.Interval.D() {
-			v.at(p+".report.max_interval", "forced report every %s is shorter than the poll interval %s", pt.Report.MaxInterval, pt.Interval)
-		}
-	default:
-		v.at(p+".report.mode", "want every or change, got %q", pt.Report.Mode)
-	}
-	if pt.Alarms != nil {
-		switch {
-		case pt.Alarms.AlarmWhen != nil:
-			v.discreteAlarm(p, pt, numeric)
-		case !numeric:
-			v.at(p+".alarms", "alarm limits need a numeric point; this one is %s (a bool point alarms with alarm_when: true)", pt.Source.Type)
-		default:
-			v.alarms(p, pt)
-		}
-	}
-	if pt.Kind == "gas" && numeric {
-		v.gas(p, pt)
-	} else if pt.Gas != nil {
-		v.at(p+".gas", "applies to kind: gas only")
-	}
-	if v.cfg.Uplink.HJ212 != nil && (pt.HJ212 == nil || pt.HJ212.Factor == "") {
-		v.at(p+".hj212.factor", "required while uplink.hj212 is on: write the point's HJ 212 factor code, e.g. hj212: {factor: a21026}")
+// deviceOrder checks a device's word order, the default of all its points:
+// either spelling, 32- or 64-bit, is taken (see regs.ParseOrder).
+func (v *validator) deviceOrder(p string, d *Device) {
+	if _, err := regs.ParseOrder(d.WordOrder); err != nil {
+		v.at(p+".word_order", "%s", err)
 	}
 }
 
-func unitOr(u string) string {
-	if u == "" {
-		return "the point's unit"
-	}
-	return u
-}
-
-func (v *validator) isADC(pt *Point, devices map[string]*Device, buses map[string]*Bus) bool {
-	d := devices[pt.Device]
-	return d != nil && (d.Model == "ads1115" || d.Model == "ads1015")
-}
-
-func (v *validator) modbusSource(p string, pt *Point) {
-	s := pt.Source
-	sp := p + ".source"
-	tables := []string{TableCoil, TableDiscrete, TableHolding, TableInput}
-	if !slices.Contains(tables, s.Table) {
-		if s.Table == "" {
-			v.at(sp+".table", "required: write one of coil, discrete, holding, input")
-		} else {
-			v.at(sp+".table", "unknown table %q; write one of coil, discrete, holding, input (0-based addresses, no 40001 numbering)", s.Table)
-		}
+// pointOrder checks a point's own word order against its type.
+func (v *validator) pointOrder(sp string, s Source) {
+	if s.WordOrder == "" {
 		return
 	}
-	if !slices.Contains(DataTypes, s.Type) {
-		v.at(sp+".type", "unknown data type %q; write one of %s", s.Type, oneOf(DataTypes))
-		return
-	}
-	bits := s.Table == TableCoil || s.Table == TableDiscrete
-	if bits && s.Type != "bool" {
-		v.at(sp+".type", "a %s is one bit: write type: bool", s.Table)
-	}
-	if s.Address == nil {
-		v.at(sp+".address", "required: write the 0-based protocol address (register 40001 is holding address 0)")
-	} else {
-		n := RegisterCount(s.Type, s.Length)
-		if *s.Address < 0 || *s.Address+n > 65536 {
-			v.at(sp+".address", "address %d is out of range; write 0-%d", *s.Address, 65536-n)
-		}
-	}
-	if s.Bit != nil {
-		if bits || s.Type != "bool" {
-			v.at(sp+".bit", "bit picks one bit of a holding or input register for type: bool")
-		} else if *s.Bit < 0 || *s.Bit > 15 {
-			v.at(sp+".bit", "want 0-15, got %d", *s.Bit)
-		}
-	} else if !bits && s.Type == "bool" {
-		v.at(sp+".bit", "a bool from a register needs bit: 0-15")
-	}
-	if s.Type == "string" {
-		if s.Length < 1 || s.Length > 125 {
-			v.at(sp+".length", "a string needs length: 1-125 registers (2 characters each)")
-		}
-	} else if s.Length != 0 {
-		v.at(sp+".length", "length applies to type: string only")
-	}
-	if s.WordOrder != "" && !slices.Contains(WordOrders, s.WordOrder) {
-		v.at(sp+".word_order", "want one of %s, got %q", oneOf(WordOrders), s.WordOrder)
-	}
-	for _, f := range []string{"channel", "measure", "register"} {
-		if v.has(sp + "." + f) {
-			v.at(sp+"."+f, "applies to I2C devices only; remove it")
-		}
-	}
-}
-
-func (v *validator) i2cSource(p string, pt *Point, d *Device) {
-	s := pt.Source
-	sp := p + ".source"
-	for _, f := range []string{"table", "address", "bit"} {
-		if v.has(sp + "." + f) {
-			v.at(sp+"."+f, "applies to Modbus devices only; remove it")
-		}
-	}
-	switch d.Model {
-	case "bme280", "bmp280":
-		ms := []string{"temperature", "pressure", "humidity"}
-		if d.Model == "bmp280" {
-			ms = ms[:2]
-		}
-		if !slices.Contains(ms, s.Measure) {
-			v.at(sp+".measure", "a %s measures %s; write one of them", d.Model, oneOf(ms))
-		}
-	case "ads1115", "ads1015":
-		if s.Channel == nil || *s.Channel < 0 || *s.Channel > 3 {
-			v.at(sp+".channel", "an %s has inputs 0-3; write channel: 0-3", d.Model)
-		}
-	case "generic":
-		if s.Register == nil || *s.Register < 0 || *s.Register > 255 {
-			v.at(sp+".register", "a generic I2C device needs register: 0-255 to read from")
-		}
-		if s.Type == "" {
-			v.at(sp+".type", "required: write one of %s", oneOf(DataTypes))
-		} else if !slices.Contains(DataTypes, s.Type) {
-			v.at(sp+".type", "unknown data type %q; write one of %s", s.Type, oneOf(DataTypes))
-		}
-		if s.Type == "string" && (s.Length < 1 || s.Length > 32) {
-			v.at(sp+".length", "a string needs length: 1-32 bytes")
-		}
-	}
-}
-
-func (v *validator) alarms(p string, pt *Point) {
-	a := pt.Alarms
-	ap := p + ".alarms"
-	if a.LL == nil && a.L == nil && a.H == nil && a.HH == nil {
-		v.at(ap, "no limits: write at least one of LL, L, H, HH")
-	}
-	f := func(x *float64) string { return strconv.FormatFloat(*x, 'g', -1, 64) }
-	if a.LL != nil && a.L != nil && *a.LL > *a.L {
-		v.at(ap+".LL", "LL %s is above L %s; limits must satisfy LL <= L < H <= HH", f(a.LL), f(a.L))
-	}
-	lowTop := a.L
-	if lowTop == nil {
-		lowTop = a.LL
-	}
-	highBottom := a.H
-	if highBottom == nil {
-		highBottom = a.HH
-	}
-	if lowTop != nil && highBottom != nil && *highBottom <= *lowTop {
-		name := "H"
-		if a.H == nil {
-			name = "HH"
-		}
-		low := "L"
-		if a.L == nil {
-			low = "LL"
-		}
-		v.at(ap+"."+name, "%s %s is not above %s %s; limits must satisfy LL <= L < H <= HH", name, f(highBottom), low, f(lowTop))
-	}
-	if a.H != nil && a.HH != nil && *a.HH < *a.H {
-		v.at(ap+".HH", "HH %s is below H %s; limits must satisfy LL <= L < H <= HH", f(a.HH), f(a.H))
-	}
-	if a.Hysteresis < 0 {
-		v.at(ap+".hysteresis", "must be 0 or more (in %s)", unitOr(pt.Unit))
-	}
-	if a.OnDelay < 0 || a.OffDelay < 0 {
-		v.at(ap, "delays must be 0 or more")
-	}
-}
-
-// discreteAlarm checks alarm_when, the alarm of a bool point.
-func (v *validator) discreteAlarm(p string, pt *Point, numeric bool) {
-	a, ap := pt.Alarms, p+".alarms"
-	if numeric {
-		v.at(ap+".alarm_when", "alarm_when is for bool points (coil, discrete, or a register bit); this one is numeric: use LL, L, H, HH")
-	}
-	if a.LL != nil || a.L != nil || a.H != nil || a.HH != nil || a.Hysteresis != 0 {
-		v.at(ap, "alarm_when and limits (LL, L, H, HH, hysteresis) exclude each other")
-	}
-	if a.Level != "" && a.Level != "H" && a.Level != "HH" {
-		v.at(ap+".level", "a discrete alarm raises H or HH (default HH), got %q", a.Level)
-	}
-	if a.OnDelay < 0 || a.OffDelay < 0 {
-		v.at(ap, "delays must be 0 or more")
-	}
-}
-
-// gas enforces the GB/T 50493-2019 upper bounds on alarm settings.
-func (v *validator) gas(p string, pt *Point) {
-	gp := p + ".gas"
-	if pt.Gas == nil {
-		v.at(gp, "a gas point needs gas: {type: combustible|toxic|oxygen} for the GB/T 50493 checks")
-		return
-	}
-	g := pt.Gas
-	a := pt.Alarms
-	if a == nil {
-		a = &Alarms{}
-	}
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	bound := func(name string, lim *float64, max float64, why string) {
-		if lim != nil && *lim > max {
-			v.at(p+".alarms."+name, "%s %s %s is above %s %s (%s); write %s <= %s", name, f(*lim), pt.Unit, why, f(max), "GB/T 50493-2019", name, f(max))
-		}
-	}
-	switch g.Type {
-	case GasCombustible:
-		if pt.Unit != "%LEL" {
-			v.at(p+".unit", "a combustible gas detector reads in %%LEL; write unit: \"%%LEL\"")
-			return
-		}
-		bound("H", a.H, 25, "the level 1 limit")
-		bound("HH", a.HH, 50, "the level 2 limit")
-	case GasToxic:
-		switch {
-		case g.OEL != nil && *g.OEL > 0:
-			bound("H", a.H, *g.OEL, "100 % OEL")
-			bound("HH", a.HH, 2**g.OEL, "200 % OEL")
-		case g.IDLH != nil && *g.IDLH > 0:
-			bound("H", a.H, 0.05**g.IDLH, "5 % IDLH")
-			bound("HH", a.HH, 0.10**g.IDLH, "10 % IDLH")
-		default:
-			v.at(gp+".oel", "a toxic gas point needs oel (or idlh) in %s, e.g. oel: 10 for H2S in ppm", unitOr(pt.Unit))
-		}
-	case GasOxygen:
-		if pt.Unit != "%VOL" {
-			v.at(p+".unit", "an oxygen detector reads in %%VOL; write unit: \"%%VOL\"")
-			return
-		}
-		if a.L != nil && *a.L < 19.5 {
-			v.at(p+".alarms.L", "L %s %%VOL is below the oxygen-deficiency limit 19.5 (GB/T 50493-2019); write L >= 19.5", f(*a.L))
-		}
-		bound("H", a.H, 23.5, "the oxygen-enrichment limit")
-	case "":
-		v.at(gp+".type", "required: write combustible, toxic or oxygen")
-	default:
-		v.at(gp+".type", "unknown gas type %q; write combustible, toxic or oxygen", g.Type)
-	}
-	if g.Type != GasToxic && (g.OEL != nil || g.IDLH != nil) {
-		v.at(gp, "oel and idlh apply to toxic gas only")
-	}
-}
-
-// MooN parses a vote: any, all or MooN (e.g. 2oo3) over n inputs; it
-// returns how many inputs must be true.
-func MooN(vote string, n int) (int, error) {
-	switch vote {
-	case "any":
-		return 1, nil
-	case "all":
-		return n, nil
-	}
-	m := mooNRE.FindStringSubmatch(vote)
-	if m == nil {
-		return 0, fmt.Errorf("want any, all, or MooN such as 2oo3, got %q", vote)
-	}
-	need, of := int(m[1][0]-'0'), int(m[2][0]-'0')
-	if need > of {
-		return 0, fmt.Errorf("%s: M cannot exceed N; write e.g. 2oo3", vote)
-	}
-	if of != n {
-		return 0, fmt.Errorf("%s votes over %d inputs but this interlock lists %d; list %d inputs or write %doo%d", vote, of, n, of, min(need, n), n)
-	}
-	return need, nil
-}
-
-func (v *validator) interlock(i int, buses map[string]*Bus, devices map[string]*Device, points map[string]*Point, names map[string]bool) {
-	il := &v.cfg.Interlocks[i]
-	p := fmt.Sprintf("interlocks[%d]", i)
-	switch {
-	case il.Name == "":
-		v.at(p+".name", "required: name the interlock, e.g. name: ESD-T101-inlet")
-	case !codeRE.MatchString(il.Name):
-		v.at(p+".name", "%q: use letters, digits, '_', '-' and '.' only", il.Name)
-	case names[il.Name]:
-		v.at(p+".name", "interlock %q is defined twice; names must be unique", il.Name)
-	default:
-		names[il.Name] = true
-	}
-	if len(il.When.Inputs) == 0 {
-		v.at(p+".when.inputs", "required: list the inputs, e.g. - {point: GT-1201, level: HH}")
-	} else if _, err := MooN(il.When.Vote, len(il.When.Inputs)); err != nil {
-		v.at(p+".when.vote", "%s", err)
-	}
-	for j, in := range il.When.Inputs {
-		ip := fmt.Sprintf("%s.when.inputs[%d]", p, j)
-		pt := points[in.Point]
-		if pt == nil {
-			v.at(ip+".point", "no point %q; an interlock input must name a configured point", in.Point)
-			continue
-		}
-		if !slices.Contains([]string{"LL", "L", "H", "HH"}, in.Level) {
-			v.at(ip+".level", "want LL, L, H or HH, got %q", in.Level)
-			continue
-		}
-		if !hasLimit(pt.Alarms, in.Level) {
-			v.at(ip+".level", "point %q has no %s limit; add alarms.%s to it", in.Point, in.Level, in.Level)
-		}
-		if pt.Maintenance && il.OnFault != OnFaultHold {
-			v.at(ip+".point", "point %q is configured maintenance: true, which votes trip in this fail-safe interlock; take it out of service with `edgecollector maintenance` while the interlock is bypassed instead", in.Point)
-		}
-	}
-	if il.OnFault != OnFaultTrip && il.OnFault != OnFaultHold {
-		v.at(p+".on_fault", "want trip (fail-safe: a faulted detector votes trip) or hold, got %q", il.OnFault)
-	}
-	if il.OnDelay < 0 {
-		v.at(p+".on_delay", "must be 0 or more")
-	}
-	if len(il.Actions) == 0 {
-		v.at(p+".actions", "required: list the outputs to write when it trips, e.g. - {device: esd-valve, table: coil, address: 0, value: 0}")
-	}
-	for j := range il.Actions {
-		v.output(fmt.Sprintf("%s.actions[%d]", p, j), &il.Actions[j], buses, devices)
-		if fb := il.Actions[j].Feedback; fb != nil {
-			v.feedback(fmt.Sprintf("%s.actions[%d].feedback", p, j), fb, points)
-		}
-	}
-	if d := il.ReadbackEvery.D(); d < time.Second || d > 10*time.Minute {
-		v.at(p+".readback_every", "want 1s to 10m, got %s", il.ReadbackEvery)
-	}
-	for j := range il.OnReset {
-		v.output(fmt.Sprintf("%s.on_reset[%d]", p, j), &il.OnReset[j], buses, devices)
-	}
-}
-
-func (v *validator) feedback(p string, fb *Feedback, points map[string]*Point) {
-	if fb.Point == "" {
-		v.at(p+".point", "required: name the point that proves the plant moved (a valve's limit switch), e.g. point: XV-1101-ZSC")
-	} else if points[fb.Point] == nil {
-		v.at(p+".point", "no point %q; feedback must name a configured point", fb.Point)
-	}
-	if !fb.Value.Set {
-		v.at(p+".value", "required: the value the feedback point reads in the safe state, e.g. value: false")
-	}
-	if d := fb.Within.D(); d <= 0 || d > 10*time.Minute {
-		v.at(p+".within", "want the valve's travel time, more than 0 and at most 10m (e.g. within: 15s), got %s", fb.Within)
-	}
-}
-
-func hasLimit(a *Alarms, level string) bool {
-	if a == nil {
-		return false
-	}
-	if a.AlarmWhen != nil {
-		// A discrete alarm raises HH (or H); an input at H is true at HH too.
-		return level == "H" || level == a.DiscreteLevel()
-	}
-	switch level {
-	case "LL":
-		return a.LL != nil
-	case "L":
-		return a.L != nil
-	case "H":
-		return a.H != nil
-	case "HH":
-		return a.HH != nil
-	}
-	return false
-}
-
-func (v *validator) output(p string, o *Output, buses map[string]*Bus, devices map[string]*Device) {
-	d := devices[o.Device]
-	modbusDev := func(d *Device) bool { return isModbus(buses[d.Bus]) }
-	switch {
-	case o.Device == "":
-		v.at(p+".device", "required: name the Modbus device to write (%s)", v.deviceNames(modbusDev))
-	case d == nil:
-		v.at(p+".device", "no device %q is configured; an interlock can only write to a configured device (%s)", o.Device, v.deviceNames(modbusDev))
-	case !modbusDev(d):
-		v.at(p+".device", "device %q is not on a Modbus bus; outputs are Modbus coils or registers", o.Device)
-	}
-	switch o.Table {
-	case TableCoil, TableHolding:
-	case "":
-		v.at(p+".table", "required: write coil or holding")
-	default:
-		v.at(p+".table", "cannot write to %q; write coil or holding", o.Table)
-	}
-	if o.Address == nil {
-		v.at(p+".address", "required: write the 0-based protocol address of the output")
-	} else if *o.Address < 0 || *o.Address > 65535 {
-		v.at(p+".address", "address %d is out of range; write 0-65535", *o.Address)
-	}
-	if o.Value == nil {
-		v.at(p+".value", "required: write the value to write (coil: 0 or 1)")
-	} else if o.Table == TableCoil && *o.Value != 0 && *o.Value != 1 {
-		v.at(p+".value", "a coil takes 0 or 1, got %g", *o.Value)
-	} else if o.Table == TableHolding && (*o.Value != math.Trunc(*o.Value) || *o.Value < -32768 || *o.Value > 65535) {
-		v.at(p+".value", "a holding register takes a whole number from -32768 to 65535, got %g", *o.Value)
-	}
-	if *o.Retries < 0 || *o.Retries > 10 {
-		v.at(p+".retries", "want 0-10, got %d", *o.Retries)
-	}
-}
-
-func (v *validator) buffer() {
-	b := v.cfg.Buffer
-	if b.MaxBytes < 16<<20 {
-		v.at("buffer.max_bytes", "want at least 16MiB, got %d bytes", int64(b.MaxBytes))
-	}
-	if b.MinFree < 0 {
-		v.at("buffer.min_free", "must be 0 or more")
-	}
-	if b.Retention.D() < 30*24*time.Hour {
-		v.at("buffer.retention", "records must be kept at least 30 days (720h) by the major-hazard regulation, got %s", b.Retention)
-	}
-	if b.MemoryQueue < 1 {
-		v.at("buffer.memory_queue", "want at least 1 message")
-	}
-	if b.Queue < 1 {
-		v.at("buffer.queue", "want at least 1 message")
-	}
-	if b.MaxMessageBytes < 1024 || b.MaxMessageBytes > 1<<20 {
-		v.at("buffer.max_message_bytes", "want 1024 to 1048576, got %d", b.MaxMessageBytes)
-	}
-	if ci := b.CommitInterval; ci != nil && (ci.D() < 0 || ci.D() > 10*time.Second) {
-		v.at("buffer.commit_interval", "want 0s (sync every tick) to 10s, got %s", *ci)
-	}
-	if b.Profile != "small" && b.Profile != "default" {
-		v.at("buffer.profile", "want small or default, got %q", b.Profile)
-	}
-}
-
-func (v *validator) uplink() {
-	u := v.cfg.Uplink
-	if u.MQTT == nil && u.HJ212 == nil {
-		v.at("uplink", "required: configure uplink.mqtt or uplink.hj212 (or both); the platform must receive the data")
-		return
-	}
-	if m := u.MQTT; m != nil {
-		v.mqtt(m)
-	}
-	if h := u.HJ212; h != nil {
-		v.hj212(h)
-	}
-}
-
-func (v *validator) mqtt(m *MQTT) {
-	p := "uplink.mqtt"
-	tlsURL := false
-	if m.URL == "" {
-		v.at(p+".url", "required: write the broker's URL, e.g. url: ssl://platform.example.cn:8883")
-	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" {
-		v.at(p+".url", "want a URL like tcp://host:1883 or ssl://host:8883, got %q", m.URL)
-	} else {
-		switch u.Scheme {
-		case "tcp", "mqtt", "ws":
-		case "ssl", "tls", "mqtts", "wss":
-			tlsURL = true
-		default:
-			v.at(p+".url", "unknown scheme %q; write tcp://, ssl://, ws:// or wss://", u.Scheme)
-		}
-	}
-	if strings.ContainsAny(m.TopicPrefix, "+#") || strings.HasPrefix(m.TopicPrefix, "/") || strings.HasSuffix(m.TopicPrefix, "/") {
-		v.at(p+".topic_prefix", "%q: no wildcards (+, #) and no leading or trailing '/'", m.TopicPrefix)
-	}
-	if m.PasswordFile != "" {
-		v.readable(p+".password_file", m.PasswordFile, false)
-	}
-	if m.PasswordFile != "" && m.PasswordEnv != "" {
-		v.at(p+".password_env", "give the password in password_file or password_env, not both")
-	}
-	if (m.PasswordFile != "" || m.PasswordEnv != "") && m.Username == "" {
-		v.at(p+".username", "a password is set but no username")
-	}
-	if t := m.TLS; t != nil {
-		if !tlsURL && m.URL != "" {
-			v.at(p+".tls", "TLS is configured but the URL is not a TLS one; write ssl://host:8883")
-		}
-		if t.CA != "" {
-			v.readable(p+".tls.ca", t.CA, true)
-		}
-		if t.Cert != "" {
-			v.readable(p+".tls.cert", t.Cert, true)
-		}
-		if t.Key != "" {
-			v.readable(p+".tls.key", t.Key, true)
-		}
-		if (t.Cert == "") != (t.Key == "") {
-			v.at(p+".tls", "mutual TLS needs both cert and key")
-		}
-	}
-	if m.KeepAlive.D() < time.Second {
-		v.at(p+".keepalive", "want at least 1s, got %s", m.KeepAlive)
-	}
-	if m.Inflight < 1 || m.Inflight > 1000 {
-		v.at(p+".inflight", "want 1-1000, got %d", m.Inflight)
-	}
-	if m.BacklogRate < 0 {
-		v.at(p+".backlog_rate", "want messages per second, 0 for unlimited")
-	}
-	if m.Heartbeat.D() < time.Second {
-		v.at(p+".heartbeat", "want at least 1s, got %s", m.Heartbeat)
-	}
-	if m.ReconnectMin <= 0 || m.ReconnectMax < m.ReconnectMin {
-		v.at(p+".reconnect_max", "want 0 < reconnect_min <= reconnect_max")
-	}
-	if m.PlatformAck != nil && m.PlatformAck.Timeout.D() < time.Second {
-		v.at(p+".platform_ack.timeout", "want at least 1s, got %s", m.PlatformAck.Timeout)
-	}
-}
-
-var digitsRE = regexp.MustCompile(`^\d{1,5}$`)
-
-func (v *validator) hj212(h *HJ212) {
-	p := "uplink.hj212"
-	if h.Address == "" {
-		v.at(p+".address", "required: write the platform's host:port")
-	} else if _, port, err := net.SplitHostPort(h.Address); err != nil || !validPort(port) {
-		v.at(p+".address", "want host:port, got %q", h.Address)
-	}
-	if h.Version != "2017" && h.Version != "2025" {
-		v.at(p+".version", "want \"2017\" or \"2025\", got %q", h.Version)
-	}
-	if h.MN == "" || len(h.MN) > 24 {
-		v.at(p+".mn", "required: the device id (MN) the platform assigned, at most 24 characters")
-	}
-	if !digitsRE.MatchString(h.ST) {
-		v.at(p+".st", "want the system code as digits, e.g. st: \"32\", got %q", h.ST)
-	}
-	if len(h.PW) > 9 || strings.ContainsAny(h.PW, ";=&,") {
-		v.at(p+".pw", "at most 9 characters without ; = & ,")
-	}
-	if h.OverTime.D() < time.Second || h.ReCount < 1 {
-		v.at(p+".overtime", "want overtime >= 1s and recount >= 1")
-	}
-	if e := h.Encryption; e != nil {
-		if h.Version != "2025" {
-			v.at(p+".encryption", "SM4 encryption is an HJ 212-2025 feature; set version: \"2025\"")
-		}
-		if e.KeyFile == "" {
-			v.at(p+".encryption.key_file", "required: a file with the 16-byte SM4 key (raw, or 32 hex digits)")
-		} else {
-			v.readable(p+".encryption.key_file", e.KeyFile, false)
-		}
-		if e.Encoding != "raw" && e.Encoding != "hex" {
-			v.at(p+".encryption.encoding", "want raw or hex, got %q", e.Encoding)
-		}
-	}
-}
-
-// readable checks that a file named in the config can be read (and, for
-// TLS files, holds PEM).
-func (v *validator) readable(path, name string, wantPEM bool) {
-	full := v.cfg.Resolve(name)
-	data, err := os.ReadFile(full)
+	t, err := regs.ParseType(s.Type)
 	if err != nil {
-		v.at(path, "cannot read %s: %s; check the path and that the collector's user may read it", full, unwrapPathErr(err))
-		return
+		return // reported on the type
 	}
-	if wantPEM {
-		if b, _ := pem.Decode(data); b == nil {
-			v.at(path, "%s holds no PEM block; want a PEM certificate or key", full)
-		}
+	if _, err := regs.OrderFor(s.WordOrder, t); err != nil {
+		v.at(sp+".word_order", "%s", err)
 	}
-}
-
-func unwrapPathErr(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

@@ -157,8 +157,24 @@ func cmdValidate(args []string, stdout, stderr io.Writer, d deps) int {
 			return exitFail
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d buses, %d devices, %d points, %d interlocks\n", *path, len(cfg.Buses), len(cfg.Devices), len(cfg.Points), len(cfg.Interlocks))
+	// Warnings go to stderr like problems, each marked "warning:"; the
+	// config is valid, so the exit status stays 0.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w.Error())
+	}
+	warned := ""
+	if n := len(cfg.Warnings); n > 0 {
+		warned = fmt.Sprintf(", %d warning(s)", n)
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d buses, %d devices, %d points, %d interlocks%s\n", *path, len(cfg.Buses), len(cfg.Devices), len(cfg.Points), len(cfg.Interlocks), warned)
 	return exitOK
+}
+
+// logWarnings logs each warning of a config being started, once.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config: "+w.Msg, "file", w.File, "line", w.Line, "path", w.Path)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -240,6 +256,7 @@ func serve(ctx context.Context, cfg *config.Config, d collector.Deps) error {
 	defer signal.Stop(hup)
 	log := d.Logger
 	for {
+		logWarnings(log, cfg)
 		c, err := collector.New(ctx, cfg, d)
 		if err != nil {
 			return err

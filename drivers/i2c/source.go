@@ -3,6 +3,7 @@ package i2c
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,22 +11,23 @@ import (
 
 	"github.com/hazwatch/edgecollector/drivers/i2c/ads1115"
 	"github.com/hazwatch/edgecollector/drivers/i2c/bme280"
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
 	"github.com/hazwatch/edgecollector/drivers/i2c/generic"
-	"github.com/hazwatch/edgecollector/drivers/modbus"
+	"github.com/hazwatch/edgecollector/drivers/regs"
 	"github.com/hazwatch/edgecollector/edge"
 )
 
-// Device models.
+// Device models (package chip holds the vocabulary the config shares).
 const (
-	ModelBME280  = "bme280"
-	ModelBMP280  = "bmp280"
-	ModelADS1115 = "ads1115"
-	ModelADS1015 = "ads1015"
-	ModelGeneric = "generic"
+	ModelBME280  = chip.BME280
+	ModelBMP280  = chip.BMP280
+	ModelADS1115 = chip.ADS1115
+	ModelADS1015 = chip.ADS1015
+	ModelGeneric = chip.Generic
 )
 
 // Models lists the device models NewSource builds.
-var Models = []string{ModelBME280, ModelBMP280, ModelADS1115, ModelADS1015, ModelGeneric}
+var Models = chip.Models
 
 // Device is one I2C device, as the command translates it from the config.
 type Device struct {
@@ -56,10 +58,10 @@ type Point struct {
 
 	// generic
 	Register  int    // register address 0-255
-	Type      string // data type, as config.DataTypes
+	Type      string // data type, one of regs.TypeNames
 	WordOrder string // overrides Device.WordOrder
 	Length    int    // string: bytes
-	Bit       *int   // bool: bit 0-7 of the byte; nil: true when the byte is not 0
+	Bit       *int   // bool only: bit 0-7 of the byte; nil: true when the byte is not 0
 }
 
 // NewSource returns the edge.Source that reads points, in that order, from
@@ -97,10 +99,10 @@ func newSource(bus i2c.Bus, dev Device, points []Point) (edge.Source, error) {
 		measures := make([]string, len(points))
 		for i, p := range points {
 			switch {
-			case p.Measure == bme280.Humidity && dev.Model == ModelBMP280:
+			case p.Measure == chip.Humidity && dev.Model == ModelBMP280:
 				return nil, pointErr(i, "a bmp280 has no humidity sensor; want temperature or pressure")
-			case p.Measure != bme280.Temperature && p.Measure != bme280.Pressure && p.Measure != bme280.Humidity:
-				return nil, pointErr(i, "measure %q: want one of %s", p.Measure, strings.Join(bme280.Measures, ", "))
+			case !slices.Contains(chip.Measures(dev.Model), p.Measure):
+				return nil, pointErr(i, "measure %q: want one of %s", p.Measure, strings.Join(chip.Measures(dev.Model), ", "))
 			}
 			measures[i] = p.Measure
 		}
@@ -117,8 +119,8 @@ func newSource(bus i2c.Bus, dev Device, points []Point) (edge.Source, error) {
 	case ModelADS1115, ModelADS1015:
 		channels := make([]int, len(points))
 		for i, p := range points {
-			if p.Channel < 0 || p.Channel > 3 {
-				return nil, pointErr(i, "channel %d: an %s has inputs 0-3", p.Channel, dev.Model)
+			if n := chip.Channels(dev.Model); p.Channel < 0 || p.Channel >= n {
+				return nil, pointErr(i, "channel %d: an %s has inputs 0-%d", p.Channel, dev.Model, n-1)
 			}
 			channels[i] = p.Channel
 		}
@@ -138,23 +140,29 @@ func newSource(bus i2c.Bus, dev Device, points []Point) (edge.Source, error) {
 	case ModelGeneric:
 		specs := make([]generic.Point, len(points))
 		for i, p := range points {
-			if p.Register < 0 || p.Register > 255 {
-				return nil, pointErr(i, "register %d: want 0-255", p.Register)
+			if p.Register < 0 || p.Register > chip.MaxRegister {
+				return nil, pointErr(i, "register %d: want 0-%d", p.Register, chip.MaxRegister)
 			}
-			typ, err := modbus.ParseType(p.Type)
+			typ, err := regs.ParseType(p.Type)
 			if err != nil {
 				return nil, pointErr(i, "%v", err)
 			}
-			wo := dev.WordOrder
+			ord := regs.ABCD
+			if dev.WordOrder != "" {
+				if ord, err = regs.ParseOrder(dev.WordOrder); err != nil {
+					return nil, pointErr(i, "%v", err)
+				}
+			}
 			if p.WordOrder != "" {
-				wo = p.WordOrder
-			}
-			ord, err := modbus.ParseOrder(wo)
-			if err != nil {
-				return nil, pointErr(i, "%v", err)
+				if ord, err = regs.OrderFor(p.WordOrder, typ); err != nil {
+					return nil, pointErr(i, "%v", err)
+				}
 			}
 			bit := -1
 			if p.Bit != nil {
+				if typ != regs.Bool || *p.Bit < 0 || *p.Bit > chip.MaxBit {
+					return nil, pointErr(i, "bit %d: a bool point reads bit 0-%d of its byte (no bit: true when the byte is not 0)", *p.Bit, chip.MaxBit)
+				}
 				bit = *p.Bit
 			}
 			specs[i] = generic.Point{Register: uint8(p.Register), Type: typ, Order: ord, Length: p.Length, Bit: bit}

@@ -29,11 +29,11 @@ func normalize(raw []byte, o Order, buf *[8]byte) []byte {
 	}
 	for i := range n {
 		w := i
-		if o.swapWords() {
+		if o.SwapWords() {
 			w = n - 1 - i
 		}
 		hi, lo := raw[2*w], raw[2*w+1]
-		if o.swapBytes() {
+		if o.SwapBytes() {
 			hi, lo = lo, hi
 		}
 		out[2*i], out[2*i+1] = hi, lo
@@ -119,7 +119,7 @@ func widen(f float32) float64 {
 func decodeString(raw []byte, o Order) edge.Value {
 	b := make([]byte, len(raw))
 	copy(b, raw)
-	if o.swapBytes() {
+	if o.SwapBytes() {
 		for i := 0; i+1 < len(b); i += 2 {
 			b[i], b[i+1] = b[i+1], b[i]
 		}

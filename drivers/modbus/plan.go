@@ -3,6 +3,8 @@ package modbus
 import (
 	"fmt"
 	"sort"
+
+	"github.com/hazwatch/edgecollector/drivers/regs"
 )
 
 // Block is one read request covering several points.
@@ -19,8 +21,8 @@ func (b Block) String() string {
 
 // Limits bound block reads.
 type Limits struct {
-	MaxRegisters int // per request, <= 125
-	MaxBits      int // per request, <= 2000
+	MaxRegisters int // per request, <= regs.MaxReadRegisters
+	MaxBits      int // per request, <= regs.MaxReadBits
 	MaxGap       int // unused registers (or bits) a block may span
 }
 
@@ -34,11 +36,11 @@ type Plan struct {
 // NewPlan coalesces points on the same table into as few block reads as the
 // limits allow. Points are given by index in specs.
 func NewPlan(specs []Spec, lim Limits) *Plan {
-	if lim.MaxRegisters <= 0 || lim.MaxRegisters > 125 {
-		lim.MaxRegisters = 125
+	if lim.MaxRegisters <= 0 || lim.MaxRegisters > regs.MaxReadRegisters {
+		lim.MaxRegisters = regs.MaxReadRegisters
 	}
-	if lim.MaxBits <= 0 || lim.MaxBits > 2000 {
-		lim.MaxBits = 2000
+	if lim.MaxBits <= 0 || lim.MaxBits > regs.MaxReadBits {
+		lim.MaxBits = regs.MaxReadBits
 	}
 	lim.MaxGap = max(lim.MaxGap, 0)
 	p := &Plan{Specs: specs, lim: lim}

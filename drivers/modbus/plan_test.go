@@ -96,3 +96,21 @@ func TestPlanSplitIsolatesHole(t *testing.T) {
 	}
 	t.Logf("%d blocks: %s", len(p.Blocks), blocks(p))
 }
+
+// TestDefaultOptsAreTheConstructors: a device or plan given zero options
+// behaves as DefaultDeviceOpts says (the config applies those numbers).
+func TestDefaultOptsAreTheConstructors(t *testing.T) {
+	do := DefaultDeviceOpts()
+	line, err := NewLine(LineOpts{Name: "l", Address: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDevice(line, DeviceOpts{Name: "d", Unit: 1})
+	if d.opts.Timeout != do.Timeout || d.opts.ProbeEvery != do.ProbeEvery {
+		t.Errorf("NewDevice fills in timeout %v, probe every %d; DefaultDeviceOpts says %v, %d", d.opts.Timeout, d.opts.ProbeEvery, do.Timeout, do.ProbeEvery)
+	}
+	p := NewPlan(nil, Limits{})
+	if p.lim.MaxRegisters != do.Limits.MaxRegisters || p.lim.MaxBits != do.Limits.MaxBits {
+		t.Errorf("NewPlan fills in %+v; DefaultDeviceOpts says %+v", p.lim, do.Limits)
+	}
+}

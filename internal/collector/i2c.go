@@ -68,6 +68,7 @@ func (c *Collector) i2cSource(device string, idx []int, log *slog.Logger) (edge.
 		if p.Source.Register != nil {
 			pt.Register = *p.Source.Register
 		}
+		pt.Bit = p.Source.Bit // generic bool: one bit of the byte, else any bit set
 		pts = append(pts, pt)
 	}
 	return edgei2c.NewSource(bus, d, pts)

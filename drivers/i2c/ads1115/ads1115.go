@@ -14,6 +14,7 @@ import (
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/ads1x15"
 
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
 	"github.com/hazwatch/edgecollector/drivers/i2c/internal/devconn"
 	"github.com/hazwatch/edgecollector/edge"
 )
@@ -60,7 +61,7 @@ type Opts struct {
 // DefaultOpts returns an ADS1115 in voltage mode, 24 mA headroom for loop
 // mode, 128 samples/s, a 1 s timeout and a probe every 10 polls.
 func DefaultOpts() Opts {
-	return Opts{Chip: ADS1115, MaxMilliamps: 24, MaxVolts: 4.096, SampleRate: 128 * physic.Hertz,
+	return Opts{Chip: ADS1115, MaxMilliamps: chip.LoopMaxMilliamps, MaxVolts: 4.096, SampleRate: 128 * physic.Hertz,
 		Timeout: time.Second, ProbeEvery: 10}
 }
 
@@ -94,8 +95,8 @@ func New(bus i2c.Bus, addr uint16, channels []int, opts *Opts) (*Source, error) 
 		return nil, fmt.Errorf("%s 0x%02x: no bus", o.Chip, addr)
 	}
 	name := fmt.Sprintf("%s 0x%02x on bus %q", o.Chip, addr, bus.String())
-	if addr < 0x48 || addr > 0x4B {
-		return nil, fmt.Errorf("%s: address must be 0x48-0x4B (set by the ADDR pin)", name)
+	if lo, hi := chip.Addresses(chip.ADS1115); addr < lo || addr > hi {
+		return nil, fmt.Errorf("%s: address must be 0x%02X-0x%02X (set by the ADDR pin)", name, lo, hi)
 	}
 	if len(channels) == 0 {
 		return nil, fmt.Errorf("%s: no inputs to read", name)
@@ -104,7 +105,7 @@ func New(bus i2c.Bus, addr uint16, channels []int, opts *Opts) (*Source, error) 
 		return nil, fmt.Errorf("%s: shunt of %g Ω: want a positive resistance, or 0 to read volts", name, o.ShuntOhms)
 	}
 	if o.MaxMilliamps <= 0 {
-		o.MaxMilliamps = 24
+		o.MaxMilliamps = chip.LoopMaxMilliamps
 	}
 	if o.MaxVolts <= 0 {
 		o.MaxVolts = 4.096
@@ -125,7 +126,7 @@ func New(bus i2c.Bus, addr uint16, channels []int, opts *Opts) (*Source, error) 
 	if o.ShuntOhms > 0 {
 		maxV = o.ShuntOhms * o.MaxMilliamps / 1000
 	}
-	if maxV > 6.144 {
+	if maxV > chip.ADCMaxVolts {
 		what := fmt.Sprintf("%g V", maxV)
 		if o.ShuntOhms > 0 {
 			what = fmt.Sprintf("%g mA across %g Ω is %g V", o.MaxMilliamps, o.ShuntOhms, maxV)

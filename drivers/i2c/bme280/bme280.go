@@ -14,19 +14,21 @@ import (
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/bmxx80"
 
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
 	"github.com/hazwatch/edgecollector/drivers/i2c/internal/devconn"
 	"github.com/hazwatch/edgecollector/edge"
 )
 
-// Measures a source can read.
+// Measures a source can read (package chip holds the vocabulary the config
+// shares).
 const (
-	Temperature = "temperature" // °C
-	Pressure    = "pressure"    // Pa
-	Humidity    = "humidity"    // %RH, BME280 only
+	Temperature = chip.Temperature // °C
+	Pressure    = chip.Pressure    // Pa
+	Humidity    = chip.Humidity    // %RH, BME280 only
 )
 
 // Measures lists the measures in the order of the chip's data registers.
-var Measures = []string{Temperature, Pressure, Humidity}
+var Measures = chip.Measures(chip.BME280)
 
 // Opts configure a source.
 type Opts struct {
@@ -88,7 +90,7 @@ func New(bus i2c.Bus, addr uint16, measures []string, opts *Opts) (*Source, erro
 	default:
 		return nil, fmt.Errorf("bme280 0x%02x on bus %q: unknown model %q; want bme280 or bmp280", addr, bus.String(), o.Model)
 	}
-	if addr != 0x76 && addr != 0x77 {
+	if lo, hi := chip.Addresses(o.Model); addr < lo || addr > hi {
 		return nil, fmt.Errorf("%s 0x%02x on bus %q: address must be 0x76 or 0x77 (set by the SDO pin)", o.Model, addr, bus.String())
 	}
 	if len(measures) == 0 {

@@ -10,13 +10,14 @@ import (
 
 	"periph.io/x/conn/v3/i2c"
 
+	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
 	"github.com/hazwatch/edgecollector/drivers/i2c/internal/devconn"
 	"github.com/hazwatch/edgecollector/drivers/modbus"
 	"github.com/hazwatch/edgecollector/edge"
 )
 
 // MaxString is the longest string a point may read, in bytes.
-const MaxString = 32
+const MaxString = chip.MaxString
 
 // Point is one value in the device's register map.
 type Point struct {
@@ -59,8 +60,8 @@ func (p Point) Validate() error {
 			return fmt.Errorf("string of %d bytes in order %s: byte-swapped strings need an even length", p.Length, p.Order)
 		}
 	case modbus.Bool:
-		if p.Bit < -1 || p.Bit > 7 {
-			return fmt.Errorf("bit %d: want 0-7, or -1 for any bit set", p.Bit)
+		if p.Bit < -1 || p.Bit > chip.MaxBit {
+			return fmt.Errorf("bit %d: want 0-%d, or -1 for any bit set", p.Bit, chip.MaxBit)
 		}
 	}
 	return nil
