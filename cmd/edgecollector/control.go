@@ -104,6 +104,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "audit log %s: intact, %d entries, head %s\n", cfg.AuditFile(), r.Entries, r.Head)
+	if r.Note != "" {
+		fmt.Fprintf(stdout, "note: %s\n", r.Note)
+	}
+	if r.Note != "" {
+		fmt.Fprintf(stdout, "note: %s\n", r.Note)
+	}
 	return exitOK
 }
 

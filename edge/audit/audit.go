@@ -49,6 +49,8 @@ type Log struct {
 	n    uint64
 	head string
 	now  func() time.Time
+	// Repaired says what Open repaired of a crash's traces ("" if none).
+	Repaired string
 }
 
 // genesis is the prev of the first entry.
@@ -72,15 +74,41 @@ func ReadKey(path string) ([]byte, error) {
 
 // Open opens (or creates) the log at path and checks its chain, so new
 // entries continue it. A broken chain is an error: it must be looked at,
-// not written over.
+// not written over. Two states a crash leaves are not breaks, and are
+// repaired (Repaired says how): kill -9 between an entry's sync and the
+// kept head's update leaves the head one entry behind (the head is moved
+// on); a power cut during an entry's write leaves a last line without its
+// newline that was never acknowledged (it is cut off).
 func Open(path string, key []byte) (*Log, error) {
 	l := &Log{path: path, key: key, head: genesis, now: time.Now}
 	if _, err := os.Stat(path); err == nil {
-		r, err := Verify(path, key, "")
+		c, err := scan(path, key)
 		if err != nil {
 			return nil, fmt.Errorf("audit log %s: %w", path, err)
 		}
-		l.n, l.head = r.Entries, r.Head
+		var notes []string
+		if c.torn > 0 {
+			if err := os.Truncate(path, c.valid); err != nil {
+				return nil, fmt.Errorf("audit log %s: cut the torn last entry: %w", path, err)
+			}
+			notes = append(notes, fmt.Sprintf("a torn last entry (%d bytes without a newline, never acknowledged) was cut off", c.torn))
+		}
+		if b, err := os.ReadFile(HeadFile(path)); err == nil {
+			kept := strings.TrimSpace(string(b))
+			switch {
+			case headMatches(kept, c.n, c.head):
+			case c.n > 0 && headMatches(kept, c.n-1, c.prevHead):
+				if err := writeHead(path, c.n, c.head); err != nil {
+					return nil, fmt.Errorf("audit log %s: %w", path, err)
+				}
+				notes = append(notes, fmt.Sprintf("the kept head was one entry behind (a stop between entry %d and its head): moved on", c.n))
+			default:
+				return nil, fmt.Errorf("audit log %s: the chain ends at entry %d %s, but the kept head %s is %s: entries were removed from the end or the chain was rewritten",
+					path, c.n, c.head, HeadFile(path), kept)
+			}
+		}
+		l.n, l.head = c.n, c.head
+		l.Repaired = strings.Join(notes, "; ")
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -88,6 +116,16 @@ func Open(path string, key []byte) (*Log, error) {
 	}
 	l.f = f
 	return l, nil
+}
+
+// headMatches reports whether a head ("N HASH" or HASH) names entry n.
+func headMatches(want string, n uint64, h string) bool {
+	wn, wh := uint64(0), want
+	if i := strings.IndexByte(want, ' '); i > 0 {
+		fmt.Sscan(want[:i], &wn)
+		wh = want[i+1:]
+	}
+	return wh == h && (wn == 0 || wn == n)
 }
 
 func (l *Log) mac() hash.Hash {
@@ -160,19 +198,28 @@ func writeHead(path string, n uint64, h string) error {
 type Result struct {
 	Entries uint64
 	Head    string
+	Note    string // a crash's trace that is not a break
 }
 
-// Verify checks the chain of the log at path. want, when not empty, is a
-// head published elsewhere ("N HASH" or just HASH): the chain must end
-// there. Otherwise the kept head file is used when it exists.
-func Verify(path string, key []byte, want string) (Result, error) {
+// chain is what scan found: n entries ending at head (prevHead is the hash
+// of entry n-1), valid bytes of whole entries, and torn bytes after them.
+type chain struct {
+	n              uint64
+	head, prevHead string
+	valid          int64
+	torn           int64
+}
+
+// scan checks every entry of the log; a last line without its newline is
+// reported as torn, not as an error.
+func scan(path string, key []byte) (chain, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Result{}, err
+		return chain{}, err
 	}
 	defer f.Close()
 	l := &Log{key: key}
-	prev, n := genesis, uint64(0)
+	c := chain{head: genesis, prevHead: genesis}
 	r := bufio.NewReader(f)
 	for line := 1; ; line++ {
 		b, err := r.ReadBytes('\n')
@@ -180,41 +227,54 @@ func Verify(path string, key []byte, want string) (Result, error) {
 			break
 		}
 		if err != nil && err != io.EOF {
-			return Result{}, err
+			return chain{}, err
 		}
 		if len(b) > 0 && b[len(b)-1] != '\n' {
-			return Result{}, fmt.Errorf("line %d: truncated entry (no newline)", line)
+			c.torn = int64(len(b))
+			break
 		}
 		var e Entry
 		if err := json.Unmarshal(b, &e); err != nil {
-			return Result{}, fmt.Errorf("line %d: not an audit entry: %v", line, err)
+			return chain{}, fmt.Errorf("line %d: not an audit entry: %v", line, err)
 		}
 		switch {
-		case e.N != n+1:
-			return Result{}, fmt.Errorf("line %d: entry %d follows entry %d: an entry was removed or moved", line, e.N, n)
-		case e.Prev != prev:
-			return Result{}, fmt.Errorf("line %d (entry %d): its prev does not match the entry before: the chain is broken", line, e.N)
+		case e.N != c.n+1:
+			return chain{}, fmt.Errorf("line %d: entry %d follows entry %d: an entry was removed or moved", line, e.N, c.n)
+		case e.Prev != c.head:
+			return chain{}, fmt.Errorf("line %d (entry %d): its prev does not match the entry before: the chain is broken", line, e.N)
 		case sum(l.mac(), e) != e.Hash:
-			return Result{}, fmt.Errorf("line %d (entry %d): hash mismatch: the entry was edited", line, e.N)
+			return chain{}, fmt.Errorf("line %d (entry %d): hash mismatch: the entry was edited", line, e.N)
 		}
-		prev, n = e.Hash, e.N
+		c.prevHead, c.head, c.n = c.head, e.Hash, e.N
+		c.valid += int64(len(b))
 	}
-	res := Result{Entries: n, Head: prev}
+	return c, nil
+}
+
+// Verify checks the chain of the log at path. want, when not empty, is a
+// head published elsewhere ("N HASH" or just HASH): the chain must end
+// there. Otherwise the kept head file is used when it exists.
+func Verify(path string, key []byte, want string) (Result, error) {
+	c, err := scan(path, key)
+	if err != nil {
+		return Result{}, err
+	}
+	if c.torn > 0 {
+		return Result{}, fmt.Errorf("entry %d: truncated entry (no newline)", c.n+1)
+	}
+	res := Result{Entries: c.n, Head: c.head}
 	src := "the published head"
 	if want == "" {
 		if b, err := os.ReadFile(HeadFile(path)); err == nil {
 			want, src = strings.TrimSpace(string(b)), "the kept head "+HeadFile(path)
 		}
 	}
-	if want != "" {
-		wn, wh := uint64(0), want
-		if i := strings.IndexByte(want, ' '); i > 0 {
-			fmt.Sscan(want[:i], &wn)
-			wh = want[i+1:]
-		}
-		if wh != prev || (wn != 0 && wn != n) {
-			return res, fmt.Errorf("the chain ends at entry %d %s, but %s is %s: entries were removed from the end or the chain was rewritten", n, prev, src, want)
-		}
+	if want != "" && !headMatches(want, c.n, c.head) && src != "the published head" && c.n > 0 && headMatches(want, c.n-1, c.prevHead) {
+		res.Note = fmt.Sprintf("the kept head is one entry behind (a stop between entry %d and its head); the collector moves it on at its next start", c.n)
+		return res, nil
+	}
+	if want != "" && !headMatches(want, c.n, c.head) {
+		return res, fmt.Errorf("the chain ends at entry %d %s, but %s is %s: entries were removed from the end or the chain was rewritten", c.n, c.head, src, want)
 	}
 	return res, nil
 }

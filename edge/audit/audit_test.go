@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +110,60 @@ func TestOpenContinuesChain(t *testing.T) {
 	}
 	if _, err := Verify(p, []byte("wrong key wrong key"), ""); err == nil {
 		t.Fatal("verified with the wrong key")
+	}
+}
+
+// TestCrashTracesAreRepaired: kill -9 between an entry's sync and its
+// head's update leaves the kept head one entry behind; a power cut during a
+// write leaves a torn last line. Neither stops the next start (the
+// collector must start), both are repaired and said, and the chain goes on;
+// a removed last entry is still caught.
+func TestCrashTracesAreRepaired(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	l, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		l.Record("control", "reset", fmt.Sprint("ESD-", i), "uid 0", "")
+	}
+	l.Close()
+	head, _ := os.ReadFile(HeadFile(path))
+	l, _ = Open(path, nil)
+	l.Record("control", "reset", "ESD-4", "uid 0", "")
+	l.Close()
+	os.WriteFile(HeadFile(path), head, 0o600) // the stop came before the head moved
+	if r, err := Verify(path, nil, ""); err != nil || r.Note == "" {
+		t.Fatalf("verify with the head one behind: %+v %v", r, err)
+	}
+	l, err = Open(path, nil)
+	if err != nil || !strings.Contains(l.Repaired, "one entry behind") {
+		t.Fatalf("open with the head one behind: %v %q", err, l.Repaired)
+	}
+	l.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"n":5,"ts":"2026-12-01T08:00:00Z","kind":"con`) // power cut mid-write
+	f.Close()
+	l, err = Open(path, nil)
+	if err != nil || !strings.Contains(l.Repaired, "torn last entry") {
+		t.Fatalf("open with a torn last line: %v %q", err, l.Repaired)
+	}
+	if err := l.Record("system", "started", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if r, err := Verify(path, nil, ""); err != nil || r.Entries != 5 || r.Note != "" {
+		t.Fatalf("after the repairs: %+v %v", r, err)
+	}
+	// A removed last entry is still a break, at open and in verify.
+	b, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	os.WriteFile(path, []byte(strings.Join(lines[:len(lines)-1], "")), 0o600)
+	if _, err := Open(path, nil); err == nil {
+		t.Fatal("open accepted a log whose last entry was removed")
+	}
+	if _, err := Verify(path, nil, ""); err == nil {
+		t.Fatal("verify accepted a log whose last entry was removed")
 	}
 }

@@ -147,6 +147,10 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 		store.Close()
 		return nil, err
 	}
+	if r := c.audit.Repaired; r != "" {
+		log.Warn("audit log repaired after a crash", "file", cfg.AuditFile(), "repair", r)
+		c.auditRecord("system", "repaired", cfg.AuditFile(), "", r)
+	}
 	defer func() {
 		if !ok {
 			c.Close()
@@ -180,6 +184,9 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	// Engine.
 	eo := edge.EngineOpts{Now: time.Now, Logger: log, Latches: latchfile.New(filepath.Join(dir, "interlocks.json")), Emit: c.queue.Put, NoRestore: prev != nil,
 		Stats: cfg.Uplink.HJ212 != nil && *cfg.Uplink.HJ212.Stats, Location: c.loc}
+	if h := cfg.Uplink.HJ212; h != nil {
+		eo.RTDInterval = h.RTDInterval.D()
+	}
 	for i := range cfg.Points {
 		eo.Points = append(eo.Points, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
 	}
