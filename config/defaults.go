@@ -28,6 +28,7 @@ var (
 const (
 	DefaultUTCOffset       = "+08:00"
 	DefaultReadbackEvery   = 10 * time.Second // interlock outputs read back while tripped (edge)
+	DefaultRTDInterval     = 30 * time.Second // HJ 212 real-time packet interval
 	DefaultInterval        = Duration(time.Second)
 	DefaultMaxInterval     = Duration(60 * time.Second)
 	DefaultDir             = "/var/lib/edgecollector"
@@ -236,6 +237,9 @@ func applyDefaults(c *Config) {
 		}
 		if h.OverTime == 0 {
 			h.OverTime = Duration(o.OverTime)
+		}
+		if h.RTDInterval == 0 {
+			h.RTDInterval = Duration(DefaultRTDInterval)
 		}
 		if h.ReCount == 0 {
 			h.ReCount = o.ReCount

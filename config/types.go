@@ -447,6 +447,9 @@ type HJ212 struct {
 	OverTime  Duration `yaml:"overtime"`
 	ReCount   int      `yaml:"recount"`
 	Heartbeat Duration `yaml:"heartbeat"` // 9015 (2025), default 60s
+	// RTDInterval: one real-time packet (2011) per interval, aligned to its
+	// boundary, with every factor (default 30s; 30s-3600s).
+	RTDInterval Duration `yaml:"rtd_interval"`
 	// Stats turns on minute (2051) and hour (2061) statistics (default true).
 	Stats      *bool            `yaml:"stats"`
 	Encryption *HJ212Encryption `yaml:"encryption"`

@@ -159,6 +159,9 @@ func (v *validator) hj212(h *HJ212) {
 	if h.OverTime.D() < time.Second || h.ReCount < 1 {
 		v.at(p+".overtime", "want overtime >= 1s and recount >= 1")
 	}
+	if d := h.RTDInterval.D(); d < 30*time.Second || d > time.Hour || d%time.Second != 0 {
+		v.at(p+".rtd_interval", "want whole seconds from 30s to 3600s (HJ 212-2017 RtdInterval), got %s", h.RTDInterval)
+	}
 	if e := h.Encryption; e != nil {
 		if h.Version != "2025" {
 			v.at(p+".encryption", "SM4 encryption is an HJ 212-2025 feature; set version: \"2025\"")

@@ -32,6 +32,10 @@ type EngineOpts struct {
 	// as stat messages; Location is the time zone of their boundaries.
 	Stats    bool
 	Location *time.Location
+	// RTDInterval turns on the HJ 212 real-time snapshot: at each boundary
+	// of this interval (aligned in Location) one rtd message carries the
+	// latest reading of every point with RTD set.
+	RTDInterval time.Duration
 }
 
 type pointState struct {
@@ -74,6 +78,10 @@ type Engine struct {
 	// byDevice lists the supervisors of actions on each device: a good
 	// poll of the device retries their failed writes at once.
 	byDevice map[string][]*supervisor
+	// rtd is the real-time snapshot's interval and its next boundary.
+	rtdEvery time.Duration
+	rtdNext  time.Time
+	rtdSent  time.Time // the last boundary sent: never sent twice
 }
 
 // NewEngine builds the engine and restores latched interlocks.
@@ -95,7 +103,8 @@ func NewEngine(opts EngineOpts) (*Engine, error) {
 		opts.Since = func() time.Duration { return time.Since(start) }
 	}
 	e := &Engine{opts: opts, log: opts.Logger.With("component", "engine"), index: map[string]int{}, ilIdx: map[string]int{},
-		wake: make(chan struct{}, 1), loc: opts.Location, saves: make(chan LatchState, 1), byDevice: map[string][]*supervisor{}}
+		wake: make(chan struct{}, 1), loc: opts.Location, saves: make(chan LatchState, 1), byDevice: map[string][]*supervisor{},
+		rtdEvery: opts.RTDInterval}
 	for _, p := range opts.Points {
 		if _, dup := e.index[p.Code]; dup {
 			return nil, fmt.Errorf("point %q defined twice", p.Code)
@@ -389,7 +398,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.emit(now, []Event{ev})
 		}
 		e.expireBypasses()
-		if m := e.closeStats(now); m != nil {
+		for _, m := range e.closeStats(now) {
+			e.opts.Emit(m)
+		}
+		if m := e.closeRTD(now); m != nil {
 			e.opts.Emit(m)
 		}
 	}

@@ -14,6 +14,8 @@ type PointConf struct {
 	// Device is the device the point is read from: a good poll of it tells
 	// the supervisors of interlock outputs on it that it answers again.
 	Device string
+	// RTD: the point is in the HJ 212 real-time snapshot (it has a factor).
+	RTD bool
 
 	Scale, Offset float64
 	// Linear map from raw (after scale and offset) to engineering units;

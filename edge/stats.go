@@ -23,7 +23,7 @@ type statAcc struct {
 
 // severity orders qualities for a period's worst quality (HJ 212 flag
 // precedence: B over D over T over M over N).
-var severity = [...]int{Good: 0, Maintenance: 1, OverRange: 2, UnderRange: 2, Stale: 3, Exception: 3, SensorFault: 3, CommFault: 4}
+var severity = [...]int{Good: 0, Maintenance: 1, OverRange: 2, UnderRange: 2, Exception: 3, SensorFault: 3, Stale: 4, CommFault: 4}
 
 func (a *statAcc) add(v Value, q Quality) {
 	if !a.used || severity[q] > severity[a.worst] {
@@ -89,8 +89,9 @@ func (e *Engine) addStat(ps *pointState, now time.Time, v Value, q Quality) {
 }
 
 // closeStats closes the periods that ended more than statGrace before now
-// and returns their stat message, if any.
-func (e *Engine) closeStats(now time.Time) *Message {
+// and returns their stat messages: one per (period, start), so an HJ 212
+// split series never mixes CN 2051 and 2061.
+func (e *Engine) closeStats(now time.Time) []*Message {
 	if !e.opts.Stats {
 		return nil
 	}
@@ -125,8 +126,21 @@ func (e *Engine) closeStats(now time.Time) *Message {
 		}
 		e.pending[p-1] = keep
 	}
-	if len(out) == 0 {
-		return nil
+	type key struct {
+		p     Period
+		start int64
 	}
-	return &Message{Kind: KindStat, Created: now, Stats: out}
+	var ms []*Message
+	at := map[key]int{}
+	for _, s := range out {
+		k := key{s.Period, s.Start.UnixNano()}
+		i, ok := at[k]
+		if !ok {
+			i = len(ms)
+			at[k] = i
+			ms = append(ms, &Message{Kind: KindStat, Created: now})
+		}
+		ms[i].Stats = append(ms[i].Stats, s)
+	}
+	return ms
 }

@@ -30,35 +30,25 @@ func TestStatsFromEveryPoll(t *testing.T) {
 		t.Fatalf("report-on-change kept %d readings, want 3", reported)
 	}
 	// 10:00:52..10:01:00: four polls in minute 10:00 (10, 20, 30, fault), one in 10:01.
-	if m := e.closeStats(now.Add(time.Second)); m != nil {
-		t.Fatalf("minute closed before its grace: %+v", m)
+	if ms := e.closeStats(now.Add(time.Second)); ms != nil {
+		t.Fatalf("minute closed before its grace: %+v", ms)
 	}
-	m := e.closeStats(time.Date(2026, 11, 23, 10, 1, 3, 0, loc))
-	if m == nil || m.Kind != KindStat || len(m.Stats) != 1 {
-		t.Fatalf("minute 10:00 not closed: %+v", m)
+	ms := e.closeStats(time.Date(2026, 11, 23, 10, 1, 3, 0, loc))
+	if len(ms) != 1 || ms[0].Kind != KindStat || len(ms[0].Stats) != 1 {
+		t.Fatalf("minute 10:00 not closed: %+v", ms)
 	}
-	s := m.Stats[0]
+	s := ms[0].Stats[0]
 	if s.Period != Minute || s.Count != 3 || s.Avg != 20 || s.Min != 10 || s.Max != 30 || s.Quality != CommFault ||
 		!s.Start.Equal(time.Date(2026, 11, 23, 10, 0, 0, 0, loc)) {
 		t.Fatalf("minute stat %+v: want avg 20 min 10 max 30 over 3 values, worst comm_fault, start 10:00", s)
 	}
-	h := e.closeStats(time.Date(2026, 11, 23, 11, 0, 3, 0, loc))
-	if h == nil {
-		t.Fatal("hour not closed")
+	hs := e.closeStats(time.Date(2026, 11, 23, 11, 0, 3, 0, loc))
+	// One message per (period, start): the 10:01 minute, then the 10:00
+	// hour, never both in one (an HJ 212 series must not mix 2051 and 2061).
+	if len(hs) != 2 || len(hs[0].Stats) != 1 || hs[0].Stats[0].Period != Minute || len(hs[1].Stats) != 1 || hs[1].Stats[0].Period != Hour {
+		t.Fatalf("at 11:00 want the 10:01 minute and the 10:00 hour in two messages, got %+v", hs)
 	}
-	var hour, minute int
-	for _, s := range h.Stats {
-		switch s.Period {
-		case Hour:
-			hour++
-			if s.Count != 4 || s.Max != 40 || s.Avg != 25 {
-				t.Fatalf("hour stat %+v: want 4 values, avg 25, max 40", s)
-			}
-		case Minute:
-			minute++
-		}
-	}
-	if hour != 1 || minute != 1 {
-		t.Fatalf("at 11:00 want the 10:01 minute and the 10:00 hour, got %+v", h.Stats)
+	if s := hs[1].Stats[0]; s.Count != 4 || s.Max != 40 || s.Avg != 25 {
+		t.Fatalf("hour stat %+v: want 4 values, avg 25, max 40", s)
 	}
 }

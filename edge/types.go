@@ -292,9 +292,12 @@ const (
 	KindRT Kind = iota + 1
 	KindEvent
 	KindStat
+	// KindRTD is the HJ 212 real-time snapshot: at each rtd_interval
+	// boundary, the latest value, quality and time of every factor point.
+	KindRTD
 )
 
-var kindNames = [...]string{"", "rt", "event", "stat"}
+var kindNames = [...]string{"", "rt", "event", "stat", "rtd"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {

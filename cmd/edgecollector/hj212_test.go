@@ -67,7 +67,7 @@ buses: [{name: plc, type: modbus-tcp, address: %q}]
 devices: [{name: d1, bus: plc, unit: 1}]
 points:
   - {code: GT-1, kind: other, device: d1, interval: 300ms, unit: "%%LEL", source: {table: holding, address: 0}, hj212: {factor: a99001}}
-  - {code: PT-1, kind: other, device: d1, interval: 300ms, unit: kPa, scale: 0.1, source: {table: holding, address: 1}, hj212: {factor: a99002}}
+  - {code: PT-1, kind: other, device: d1, interval: 500ms, unit: kPa, scale: 0.1, source: {table: holding, address: 1}, hj212: {factor: a99002}}
 buffer: {dir: %q}
 uplink:
   mqtt: {url: %q}
@@ -76,7 +76,9 @@ uplink:
 	path := writeFile(t, dir, "c.yaml", cfg)
 	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-HJ/rt", "platform-hj-mqtt", false)
 	coll := testpeer.Start(t, collectorBin, "run", "-c", path)
-	deadline := time.Now().Add(20 * time.Second)
+	// One 2011 per rtd_interval (30 s, the shortest allowed), aligned to
+	// the boundary, with every factor: two boundaries take at most 60 s.
+	deadline := time.Now().Add(75 * time.Second)
 	for {
 		mu.Lock()
 		n := 0
@@ -86,11 +88,11 @@ uplink:
 			}
 		}
 		mu.Unlock()
-		if n >= 5 {
+		if n >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the HJ 212 platform received %d real-time packets in 20 s\n%s", n, coll.Output())
+			t.Fatalf("the HJ 212 platform received %d real-time packets in 75 s\n%s", n, coll.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -106,6 +108,29 @@ uplink:
 	if p.MN != "010000A8900016F000169DC0" || p.ST != "32" || !strings.Contains(p.CP, "a99001-Rtd=") || !strings.Contains(p.CP, "a99002-Flag=N") || !strings.Contains(p.CP, "DataTime=") {
 		t.Fatalf("real-time packet: %+v", p)
 	}
+	// DataTime is the boundary: hh:mm:00 or hh:mm:30; and both factors are
+	// in the one packet (the two points are in different poll groups).
+	mu.Lock()
+	var times []string
+	for _, q := range got {
+		if q.CN == "2011" {
+			i := strings.Index(q.CP, "DataTime=")
+			dt := q.CP[i+9 : i+23]
+			if s := dt[12:]; s != "00" && s != "30" {
+				t.Errorf("2011 DataTime %s is not on a 30 s boundary", dt)
+			}
+			if !strings.Contains(q.CP, "a99001-") || !strings.Contains(q.CP, "a99002-") {
+				t.Errorf("2011 packet without every factor: %s", q.CP)
+			}
+			for _, x := range times {
+				if x == dt {
+					t.Errorf("two 2011 packets for DataTime %s", dt)
+				}
+			}
+			times = append(times, dt)
+		}
+	}
+	mu.Unlock()
 	if err := coll.Stop(); err != nil {
 		t.Fatalf("collector did not stop cleanly: %v", err)
 	}

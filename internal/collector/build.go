@@ -30,7 +30,7 @@ func deviceOpts(dv *config.Device) modbus.DeviceOpts {
 // pointConf compiles a point; dv is its device (ADC inputs read the loop
 // current in mA directly).
 func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
-	pc := edge.PointConf{Code: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Interval: p.Interval.D(), Device: p.Device,
+	pc := edge.PointConf{Code: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Interval: p.Interval.D(), Device: p.Device, RTD: p.HJ212 != nil && p.HJ212.Factor != "",
 		Scale: *p.Scale, Offset: p.Offset, Loop: p.Loop, StuckAfter: p.StuckAfter.D(), Maintenance: p.Maintenance,
 		Gas: p.Kind == "gas", OnChange: p.Report.Mode == config.ReportChange, Deadband: p.Report.Deadband, MaxInterval: p.Report.MaxInterval.D()}
 	if len(p.Range) == 2 {

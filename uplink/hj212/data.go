@@ -41,14 +41,16 @@ func QNAt(t time.Time) string {
 	return string(append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10)))
 }
 
-// DataFlag is the HJ 212 data flag of a quality: good N, comm_fault B,
-// exception, sensor_fault and stale D, over_range and under_range T,
+// DataFlag is the HJ 212 data flag of a quality: good N, comm_fault and
+// stale B, exception and sensor_fault D, over_range and under_range T,
 // maintenance M.
 func DataFlag(q edge.Quality) byte {
 	switch q {
 	case edge.Good:
 		return 'N'
-	case edge.CommFault:
+	case edge.CommFault, edge.Stale:
+		// One cause, one flag: a dead slave's probes (comm_fault) and the
+		// polls in between (stale) are both the device lost.
 		return 'B'
 	case edge.OverRange, edge.UnderRange:
 		return 'T'
@@ -144,7 +146,9 @@ type unit struct{ cn, cp string }
 func (e *Encoder) Packets(m *edge.Message, resend bool) ([]Packet, error) {
 	var us []unit
 	switch m.Kind {
-	case edge.KindRT:
+	case edge.KindRTD:
+		// One 2011 per rtd_interval per MN, every factor in it; the rt
+		// messages (a poll group's tick) are not sent over HJ 212.
 		if cp, ok := e.RealTimeCP(m); ok {
 			us = append(us, unit{CNRealTime, cp})
 		}
@@ -215,9 +219,10 @@ func (e *Encoder) build(us []unit, qn string, ack, resend bool) ([]Packet, error
 	return out, nil
 }
 
-// RealTimeCP is the CN 2011 content of an rt message:
+// RealTimeCP is the CN 2011 content of an rtd (or rt) message:
 // DataTime=yyyyMMddHHmmss;<factor>-Rtd=<value>,<factor>-Flag=<flag>;...
-// in reading order. DataTime is the earliest time of the readings sent
+// in reading order. DataTime is an rtd message's interval boundary (its
+// creation time); for an rt message the earliest time of the readings sent
 // (the message's creation time when they have none). A reading without a
 // value (null: comm_fault, exception, sensor_fault, stale; or not a
 // number) has no -Rtd item, only its -Flag. ok is false when no reading's
@@ -238,7 +243,7 @@ func (e *Encoder) RealTimeCP(m *edge.Message) (cp string, ok bool) {
 	if n == 0 {
 		return "", false
 	}
-	if ts.IsZero() {
+	if ts.IsZero() || m.Kind == edge.KindRTD {
 		ts = m.Created
 	}
 	b := make([]byte, 0, 24+n*40)

@@ -25,15 +25,16 @@ func testEncoder(v Version) *Encoder {
 	return &Encoder{Version: v, ST: "32", PW: "123456", MN: "MN0001", Ack: true, Factors: testFactors, Location: cst}
 }
 
-// rtMessage is the message of the rt_* golden files.
+// rtMessage is the message of the rt_* golden files: the real-time
+// snapshot (rtd) of the 08:30:00 boundary.
 func rtMessage() *edge.Message {
-	return &edge.Message{Seq: 1042, Kind: edge.KindRT, Created: at(8, 30, 0, 500), Readings: []edge.Reading{
+	return &edge.Message{Seq: 1042, Kind: edge.KindRTD, Created: at(8, 30, 0, 0), Readings: []edge.Reading{
 		{Point: "GT-101", TS: at(8, 30, 0, 120), Value: edge.Num(12.5), Quality: edge.Good},
 		{Point: "GT-102", TS: at(8, 30, 0, 130), Quality: edge.CommFault},
 		{Point: "PT-1", TS: at(8, 30, 0, 100), Value: edge.Num(1.5), Quality: edge.Good},
 		{Point: "GT-103", TS: at(8, 30, 0, 140), Value: edge.Num(105), Quality: edge.OverRange},
 		{Point: "LV-1", TS: at(8, 30, 0, 150), Value: edge.Num(3.25), Quality: edge.Maintenance},
-		{Point: "TT-1", TS: at(8, 30, 0, 160), Value: edge.Num(99), Quality: edge.Stale},
+		{Point: "TT-1", TS: at(8, 30, 0, 160), Quality: edge.Stale},
 		{Point: "SW-1", TS: at(8, 30, 0, 170), Value: edge.BoolValue(true), Quality: edge.Good},
 	}}
 }
@@ -103,7 +104,7 @@ func TestEncoderGolden(t *testing.T) {
 
 func TestDataFlag(t *testing.T) {
 	want := map[edge.Quality]byte{
-		edge.Good: 'N', edge.CommFault: 'B', edge.Exception: 'D', edge.SensorFault: 'D', edge.Stale: 'D',
+		edge.Good: 'N', edge.CommFault: 'B', edge.Exception: 'D', edge.SensorFault: 'D', edge.Stale: 'B',
 		edge.OverRange: 'T', edge.UnderRange: 'T', edge.Maintenance: 'M',
 	}
 	for q := edge.Quality(0); q.Valid(); q++ {
@@ -144,10 +145,12 @@ func TestNothingToSend(t *testing.T) {
 	e := testEncoder(V2025)
 	for name, m := range map[string]*edge.Message{
 		"event":     {Seq: 1, Kind: edge.KindEvent, Created: at(8, 0, 0, 0), Events: []edge.Event{{Type: edge.EventAlarm, State: edge.StateRaised, Point: "GT-101"}}},
-		"no factor": {Seq: 2, Kind: edge.KindRT, Created: at(8, 0, 0, 0), Readings: []edge.Reading{{Point: "PT-1", Value: edge.Num(1)}}},
+		"no factor": {Seq: 2, Kind: edge.KindRTD, Created: at(8, 0, 0, 0), Readings: []edge.Reading{{Point: "PT-1", Value: edge.Num(1)}}},
 		"stat without factor": {Seq: 3, Kind: edge.KindStat, Created: at(8, 0, 0, 0), Stats: []edge.Stat{
 			{Point: "PT-1", Period: edge.Minute, Count: 1}}},
-		"empty rt": {Seq: 4, Kind: edge.KindRT},
+		"empty rtd": {Seq: 4, Kind: edge.KindRTD},
+		// A poll group's tick is not sent over HJ 212: the rtd snapshot is.
+		"rt with factors": {Seq: 5, Kind: edge.KindRT, Created: at(8, 0, 0, 0), Readings: []edge.Reading{{Point: "GT-101", Value: edge.Num(1)}}},
 	} {
 		ps, err := e.Packets(m, false)
 		if err != nil || len(ps) != 0 {
@@ -180,11 +183,11 @@ func TestRealTimeValues(t *testing.T) {
 	}
 }
 
-// TestBigMessageSplits: an rt message over 1024 bytes goes out as PNO parts
-// under one QN, the same parts on a resend but for RF.
+// TestBigMessageSplits: an rtd message over 1024 bytes goes out as PNO
+// parts under one QN, the same parts on a resend but for RF.
 func TestBigMessageSplits(t *testing.T) {
 	factors := map[string]string{}
-	m := &edge.Message{Seq: 77, Kind: edge.KindRT, Created: at(8, 0, 0, 0)}
+	m := &edge.Message{Seq: 77, Kind: edge.KindRTD, Created: at(8, 0, 0, 0)}
 	for i := range 120 {
 		p := fmt.Sprintf("P%03d", i)
 		factors[p] = fmt.Sprintf("a%05d", i)

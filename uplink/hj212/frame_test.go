@@ -107,7 +107,7 @@ func TestHandWrittenFrames(t *testing.T) {
 		{"split_part", Packet{QN: "20240501083000042", ST: "32", CN: "2011", PW: "123456", MN: "MN0001", Flag: 7, PNUM: 2, PNO: 1,
 			CP: "DataTime=20240501083000;a21026-Rtd=1,a21026-Flag=N"}},
 		{"rt_2025_resend", Packet{QN: "20240501083000042", ST: "32", CN: "2011", PW: "123456", MN: "MN0001", Flag: 9, RF: true,
-			CP: "DataTime=20240501083000;a21026-Rtd=12.5,a21026-Flag=N;a21005-Flag=B;a99001-Rtd=105,a99001-Flag=T;a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=D;a99004-Rtd=1,a99004-Flag=N"}},
+			CP: "DataTime=20240501083000;a21026-Rtd=12.5,a21026-Flag=N;a21005-Flag=B;a99001-Rtd=105,a99001-Flag=T;a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=B;a99004-Rtd=1,a99004-Flag=N"}},
 		{"get_time", Packet{QN: "20240501100000123", ST: "32", CN: "1011", PW: "123456", MN: "MN0001", Flag: 5}},
 		{"history_minute", Packet{QN: "20240501100000124", ST: "32", CN: "2051", PW: "123456", MN: "MN0001", Flag: 5,
 			CP: "BeginTime=20240501080000;EndTime=20240501083000"}},

@@ -62,7 +62,7 @@ func (e *Encoder) Message(dst []byte, m *edge.Message, resend bool, sentAt time.
 	dst = append(dst, `,"sent_at":`...)
 	dst = e.Time(dst, sentAt)
 	switch m.Kind {
-	case edge.KindRT:
+	case edge.KindRT, edge.KindRTD:
 		dst = append(dst, `,"readings":[`...)
 		for i := range m.Readings {
 			if i > 0 {

@@ -143,6 +143,8 @@ func (u *Uplink) topicOf(k edge.Kind) string {
 		return u.Topic("event")
 	case edge.KindStat:
 		return u.Topic("stat")
+	case edge.KindRTD:
+		return u.Topic("rtd")
 	}
 	return u.Topic("rt")
 }

@@ -29,27 +29,28 @@ GOLDEN = {
     "appendix_2017_1062": [
         "QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&",
     ],
-    # rt message seq 1042 created 2024-05-01 08:30:00.500 +08:00, version
-    # 2017, acks on (Flag = 1<<2 | 1 = 5). GT-101 good 12.5; GT-102
-    # comm_fault (null: no Rtd, Flag B); PT-1 has no factor (left out);
-    # GT-103 over_range 105 (T); LV-1 maintenance 3.25 (M); TT-1 stale (D);
-    # SW-1 bool true (1, N). DataTime is the earliest reading, 08:30:00.120.
+    # rtd message (the real-time snapshot) seq 1042 of the boundary
+    # 2024-05-01 08:30:00 +08:00, version 2017, acks on (Flag = 1<<2 | 1 =
+    # 5). GT-101 good 12.5; GT-102 comm_fault (null: no Rtd, Flag B); PT-1
+    # has no factor (left out); GT-103 over_range 105 (T); LV-1 maintenance
+    # 3.25 (M); TT-1 stale (null, B: the device is lost, like comm_fault);
+    # SW-1 bool true (1, N). DataTime is the boundary.
     "rt_2017": [
         "QN=20240501083000042;" + HDR17.format(cn="2011", flag=5) + ";CP=&&DataTime=20240501083000;"
         "a21026-Rtd=12.5,a21026-Flag=N;a21005-Flag=B;a99001-Rtd=105,a99001-Flag=T;"
-        "a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=D;a99004-Rtd=1,a99004-Flag=N&&",
+        "a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=B;a99004-Rtd=1,a99004-Flag=N&&",
     ],
     # The same message, version 2025 (Flag = 2<<2 | 1 = 9), first send...
     "rt_2025": [
         "QN=20240501083000042;" + HDR17.format(cn="2011", flag=9) + ";CP=&&DataTime=20240501083000;"
         "a21026-Rtd=12.5,a21026-Flag=N;a21005-Flag=B;a99001-Rtd=105,a99001-Flag=T;"
-        "a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=D;a99004-Rtd=1,a99004-Flag=N&&",
+        "a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=B;a99004-Rtd=1,a99004-Flag=N&&",
     ],
     # ...and resent: RF=1 opens the data area.
     "rt_2025_resend": [
         "QN=20240501083000042;" + HDR17.format(cn="2011", flag=9) + ";CP=&&RF=1;DataTime=20240501083000;"
         "a21026-Rtd=12.5,a21026-Flag=N;a21005-Flag=B;a99001-Rtd=105,a99001-Flag=T;"
-        "a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=D;a99004-Rtd=1,a99004-Flag=N&&",
+        "a99002-Rtd=3.25,a99002-Flag=M;a99003-Flag=B;a99004-Rtd=1,a99004-Flag=N&&",
     ],
     # Minute statistics, seq 7 created 08:31:00.010, period 08:30:00; GT-102
     # had no value all minute (Count 0: only its flag).
