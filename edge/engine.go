@@ -52,6 +52,9 @@ type pointState struct {
 	byIL    []int         // interlocks with this point as input
 	stats   [2]statAcc    // minute, hour
 	watch   []*supervisor // actions with this point as feedback
+	// retired: a reload removed the point; its index stays (poll groups
+	// hold indexes) but it is polled, shown and counted no more.
+	retired bool
 }
 
 // Engine holds the state of every point and interlock. Poll groups hand it
@@ -82,6 +85,10 @@ type Engine struct {
 	rtdEvery time.Duration
 	rtdNext  time.Time
 	rtdSent  time.Time // the last boundary sent: never sent twice
+	// runCtx and runWG are Run's, while it runs: supervisors of interlocks
+	// a reload adds start under them.
+	runCtx context.Context
+	runWG  *sync.WaitGroup
 }
 
 // NewEngine builds the engine and restores latched interlocks.
@@ -105,53 +112,8 @@ func NewEngine(opts EngineOpts) (*Engine, error) {
 	e := &Engine{opts: opts, log: opts.Logger.With("component", "engine"), index: map[string]int{}, ilIdx: map[string]int{},
 		wake: make(chan struct{}, 1), loc: opts.Location, saves: make(chan LatchState, 1), byDevice: map[string][]*supervisor{},
 		rtdEvery: opts.RTDInterval}
-	for _, p := range opts.Points {
-		if _, dup := e.index[p.Code]; dup {
-			return nil, fmt.Errorf("point %q defined twice", p.Code)
-		}
-		e.index[p.Code] = len(e.points)
-		e.points = append(e.points, &pointState{conf: p})
-	}
-	for k, c := range opts.Interlocks {
-		il := &interlock{conf: c}
-		for _, in := range c.Inputs {
-			pi, ok := e.index[in.Point]
-			if !ok {
-				return nil, fmt.Errorf("interlock %q: no point %q", c.Name, in.Point)
-			}
-			il.inputs = append(il.inputs, pi)
-			e.points[pi].byIL = append(e.points[pi].byIL, k)
-		}
-		if c.Need < 1 || c.Need > len(c.Inputs) {
-			return nil, fmt.Errorf("interlock %q: needs %d of %d inputs", c.Name, c.Need, len(c.Inputs))
-		}
-		for _, a := range append(append([]ActionConf(nil), c.Actions...), c.OnReset...) {
-			if a.Writer == nil {
-				return nil, fmt.Errorf("interlock %q: no writer for device %q", c.Name, a.Device)
-			}
-		}
-		if il.conf.ReadbackEvery <= 0 {
-			il.conf.ReadbackEvery = DefaultReadbackEvery
-		}
-		for _, a := range c.Actions {
-			sup := &supervisor{e: e, il: il, a: a, fb: -1, wake: make(chan struct{}, 1)}
-			if fc := a.Feedback; fc != nil {
-				pi, ok := e.index[fc.Point]
-				if !ok {
-					return nil, fmt.Errorf("interlock %q: feedback point %q is not configured", c.Name, fc.Point)
-				}
-				if fc.Within <= 0 {
-					return nil, fmt.Errorf("interlock %q: feedback %q needs a travel time (within)", c.Name, fc.Point)
-				}
-				sup.fb = pi
-				e.points[pi].watch = append(e.points[pi].watch, sup)
-			}
-			il.sups = append(il.sups, sup)
-			e.sups = append(e.sups, sup)
-			e.byDevice[a.Device] = append(e.byDevice[a.Device], sup)
-		}
-		e.ilIdx[c.Name] = k
-		e.ils = append(e.ils, il)
+	if err := e.Reconfigure(opts.Points, opts.Interlocks); err != nil {
+		return nil, err
 	}
 	if err := e.restore(); err != nil {
 		return nil, err
@@ -183,6 +145,9 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 	var touched map[int]bool
 	for k, i := range idx {
 		ps := e.points[i]
+		if ps.retired {
+			continue // a group a reload is replacing still ticks once
+		}
 		r := &raw[k]
 		stuck := ps.stuck.stuck(&ps.conf, now, r)
 		v, q := ps.conf.Convert(r, stuck)
@@ -357,10 +322,17 @@ func (e *Engine) Ack(code, who string) error {
 // last latch change is saved.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	e.mu.Lock()
+	e.runCtx, e.runWG = ctx, &wg
 	for _, s := range e.sups {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.run(ctx) }()
+		e.startSupervisor(s)
 	}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.runCtx, e.runWG = nil, nil
+		e.mu.Unlock()
+	}()
 	if e.opts.Latches != nil {
 		wg.Add(1)
 		go func() {

@@ -91,6 +91,8 @@ type supervisor struct {
 	fb   int // feedback point index, -1 without
 	st   actionState
 	wake chan struct{}
+	// cancel stops the supervisor's goroutine (set while Run runs).
+	cancel context.CancelFunc
 }
 
 func (s *supervisor) poke() {
