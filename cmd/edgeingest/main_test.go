@@ -46,7 +46,9 @@ func TestMain(m *testing.M) {
 // collectors at once.
 type slave struct{}
 
-func (slave) HandleCoils(*smodbus.CoilsRequest) ([]bool, error) { return nil, smodbus.ErrIllegalFunction }
+func (slave) HandleCoils(*smodbus.CoilsRequest) ([]bool, error) {
+	return nil, smodbus.ErrIllegalFunction
+}
 func (slave) HandleDiscreteInputs(*smodbus.DiscreteInputsRequest) ([]bool, error) {
 	return nil, smodbus.ErrIllegalFunction
 }
