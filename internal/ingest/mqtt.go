@@ -31,10 +31,10 @@ func Filters(group, prefix string) []string {
 // subscribe keeps a broker connection until ctx ends. paho's own reconnect
 // is off (it completes tokens of a dropped connection without error): each
 // connection is new, with a clean session, and re-subscribes.
-func (w *Worker) subscribe(ctx context.Context, in chan<- inbound) {
+func (w *Worker) subscribe(ctx, work context.Context, in chan<- inbound) {
 	backoff := w.o.ReconnectMin
 	for {
-		up, err := w.connection(ctx, in)
+		up, err := w.connection(ctx, work, in)
 		if ctx.Err() != nil {
 			return
 		}
@@ -56,7 +56,10 @@ type pahoPub struct{ c paho.Client }
 
 func (p pahoPub) Publish(topic string, payload []byte) { p.c.Publish(topic, 1, false, payload) }
 
-func (w *Worker) connection(ctx context.Context, in chan<- inbound) (time.Duration, error) {
+// connection runs one broker connection. When ctx ends it unsubscribes and
+// keeps the connection while the pipeline (which runs until work ends)
+// stores and acknowledges what was received.
+func (w *Worker) connection(ctx, work context.Context, in chan<- inbound) (time.Duration, error) {
 	lost := make(chan error, 1)
 	opts := paho.NewClientOptions().
 		AddBroker(w.o.MQTT).
@@ -104,9 +107,11 @@ func (w *Worker) connection(ctx context.Context, in chan<- inbound) (time.Durati
 	}
 	st := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) {
 		w.received.Add(1)
+		w.pending.Add(1)
 		select {
 		case in <- inbound{m.Topic(), m.Payload(), time.Now()}:
-		case <-ctx.Done():
+		case <-work.Done():
+			w.pending.Add(-1)
 		}
 	})
 	if !st.WaitTimeout(10*time.Second) || st.Error() != nil {
@@ -123,6 +128,12 @@ func (w *Worker) connection(ctx context.Context, in chan<- inbound) (time.Durati
 	w.setPublisher(pahoPub{c})
 	select {
 	case <-ctx.Done():
+		names := make([]string, 0, len(filters))
+		for f := range filters {
+			names = append(names, f)
+		}
+		c.Unsubscribe(names...).WaitTimeout(2 * time.Second)
+		w.waitIdle(drainTimeout)
 		return time.Since(start), nil
 	case err := <-lost:
 		return time.Since(start), fmt.Errorf("connection lost: %w", err)

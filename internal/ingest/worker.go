@@ -84,6 +84,8 @@ type Worker struct {
 	received, stored, dups, rejected atomic.Uint64
 	readings, events, stats, states  atomic.Uint64
 	acked, batches, connects         atomic.Uint64
+	// pending counts messages received and neither stored nor rejected.
+	pending atomic.Int64
 
 	mu     sync.Mutex
 	pub    publisher                // the current connection, nil while down
@@ -165,10 +167,15 @@ type inbound struct {
 	received time.Time
 }
 
+// drainTimeout bounds how long a stopping worker spends storing and
+// acknowledging what it has already received.
+const drainTimeout = 10 * time.Second
+
 // Run migrates the schema, then receives, stores and acknowledges until ctx
 // ends. A database or broker outage is waited out: Run returns an error
 // only when the database cannot be reached at start or its schema is newer
-// than this binary's.
+// than this binary's. When ctx ends the worker unsubscribes, stores and
+// acknowledges what it holds (for at most 10 s), then disconnects.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.pool.Close()
 	if err := w.migrate(ctx); err != nil {
@@ -176,23 +183,34 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	in := make(chan inbound, w.o.Queue)
 	decoded := make(chan any, w.o.Queue)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The pipeline outlives ctx by the drain.
+	work, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	var wg sync.WaitGroup
-	var decoders sync.WaitGroup
 	for range w.o.Decoders {
-		decoders.Add(1)
-		go func() { defer decoders.Done(); w.decode(ctx, in, decoded) }()
+		wg.Go(func() { w.decode(work, in, decoded) })
 	}
-	wg.Go(func() { w.write(ctx, decoded) })
+	wg.Go(func() { w.write(work, decoded) })
 	if w.o.StatsEvery > 0 {
-		wg.Go(func() { w.logStats(ctx) })
+		wg.Go(func() { w.logStats(work) })
 	}
-	w.subscribe(ctx, in)
-	cancel()
-	decoders.Wait()
+	w.subscribe(ctx, work, in)
+	w.waitIdle(drainTimeout) // when the broker was away at the end
+	stop()
 	wg.Wait()
 	return nil
+}
+
+// waitIdle waits until every message received is stored or rejected.
+func (w *Worker) waitIdle(within time.Duration) {
+	deadline := time.Now().Add(within)
+	for w.pending.Load() > 0 {
+		if time.Now().After(deadline) {
+			w.log.Warn("stopping with messages not stored; the gateways will send them again", "count", w.pending.Load())
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // migrate retries a database that is not up yet for a while: workers and
@@ -228,6 +246,7 @@ func (w *Worker) decode(ctx context.Context, in <-chan inbound, out chan<- any) 
 		}
 		if err != nil {
 			w.rejected.Add(1)
+			w.pending.Add(-1)
 			w.log.Warn("message rejected", "topic", m.topic, "err", truncate(err.Error(), 300))
 			if rerr := w.store.reject(ctx, m.topic, m.payload, err); rerr != nil && ctx.Err() == nil {
 				w.log.Error("cannot record a rejected message", "topic", m.topic, "err", rerr)
@@ -298,6 +317,7 @@ func (w *Worker) commit(ctx context.Context, b Batch) {
 			w.stats.Add(uint64(st.Statistics))
 			w.states.Add(uint64(len(b.States)))
 			w.ack(st.Acks)
+			w.pending.Add(-int64(len(b.Messages) + len(b.States)))
 			return
 		}
 		if ctx.Err() != nil {
