@@ -132,7 +132,9 @@ func (w *Worker) connection(ctx, work context.Context, in chan<- inbound) (time.
 		for f := range filters {
 			names = append(names, f)
 		}
-		c.Unsubscribe(names...).WaitTimeout(2 * time.Second)
+		if tok := c.Unsubscribe(names...); !tok.WaitTimeout(2*time.Second) || tok.Error() != nil {
+			w.log.Warn("no UNSUBACK; storing what was received anyway", "err", tok.Error())
+		}
 		w.waitIdle(drainTimeout)
 		return time.Since(start), nil
 	case err := <-lost:

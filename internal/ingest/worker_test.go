@@ -88,8 +88,8 @@ func TestWorkerAcksAfterCommitAndDrainsOnStop(t *testing.T) {
 	if c.Received != c.Stored+c.Duplicates+c.Rejected+c.States || c.Acked != c.Stored+c.Duplicates {
 		t.Fatalf("stopped with work undone: %+v", c)
 	}
-	if c.Stored < last/2-1 {
-		t.Fatalf("only %d stored before the stop at seq %d", c.Stored, last/2)
+	if c.Received < 10 {
+		t.Fatalf("only %d messages received before the stop: the test proves nothing", c.Received)
 	}
 	// What the worker acknowledged is exactly what the table holds (the
 	// acks of its last batches may still be on their way to us).
