@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -286,8 +287,13 @@ func (s *store) reject(ctx context.Context, topic string, payload []byte, why er
 		payload = payload[:64<<10]
 	}
 	_, err := s.pool.Exec(ctx, "INSERT INTO rejected (worker, topic, error, payload) VALUES ($1, $2, $3, $4)",
-		s.worker, topic, truncate(why.Error(), 2000), payload)
+		s.worker, clean(topic), clean(truncate(why.Error(), 2000)), payload)
 	return err
+}
+
+// clean makes s storable as text: valid UTF-8 without NUL.
+func clean(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", `\u0000`)
 }
 
 func truncate(s string, n int) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,4 +207,63 @@ func leafOf(body []byte) string {
 		return "meta"
 	}
 	return "status"
+}
+
+// TestPoisonMessage: a message PostgreSQL refuses (a NUL character, which
+// jsonb and text cannot hold, though the JSON Schema allows it) must not
+// hold back the messages batched with it, nor stop the worker: it is
+// rejected and recorded, the others are stored and acknowledged.
+func TestPoisonMessage(t *testing.T) {
+	pg := testpeer.PostgreSQL(t)
+	o := DefaultOpts()
+	o.MQTT, o.Postgres, o.Log = "tcp://127.0.0.1:1", pg.DSN(), quiet()
+	w, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.pool.Close()
+	ctx := context.Background()
+	if err := Migrate(ctx, w.pool, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	v := newValidator(t)
+	var b Batch
+	for seq := int64(1); seq <= 5; seq++ {
+		body := rtMessage("E1", "G1", seq, 3, false)
+		if seq == 3 {
+			body = bytes.Replace(body, []byte(`"P001"`), []byte(`"P\u0000"`), 1)
+		}
+		d, err := v.Decode(Topic{"E1", "G1", "rt"}, body, time.Now())
+		if err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+		b.Messages = append(b.Messages, d.(*Message))
+	}
+	w.pending.Add(5)
+	done := make(chan struct{})
+	go func() { w.commit(ctx, b); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker is stuck on a message the database refuses")
+	}
+	c := w.Counters()
+	if c.Stored != 4 || c.Rejected != 1 || w.pending.Load() != 0 {
+		t.Fatalf("counters %+v, pending %d; want 4 stored, 1 rejected, none pending", c, w.pending.Load())
+	}
+	var seqs []int64
+	for s := range w.unsent[gwKey{"E1", "G1"}] {
+		seqs = append(seqs, s)
+	}
+	slices.Sort(seqs)
+	if fmt.Sprint(seqs) != "[1 2 4 5]" {
+		t.Fatalf("acknowledged %v, want [1 2 4 5]", seqs)
+	}
+	var topic, why string
+	if err := w.pool.QueryRow(ctx, "SELECT topic, error FROM rejected").Scan(&topic, &why); err != nil {
+		t.Fatal(err)
+	}
+	if topic != "safety/E1/G1/rt" || !strings.Contains(why, "seq 3") {
+		t.Fatalf("rejected row: %s %s", topic, why)
+	}
 }

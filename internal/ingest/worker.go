@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -304,6 +306,9 @@ func (w *Worker) write(ctx context.Context, in <-chan any) {
 }
 
 // commit stores b, retrying while the database is away, then acknowledges.
+// A batch the database refuses for its content (a data exception: a NUL
+// character, a value out of range) is split, so that one poison message is
+// rejected alone and never holds back the others or the worker.
 func (w *Worker) commit(ctx context.Context, b Batch) {
 	backoff := 100 * time.Millisecond
 	for {
@@ -324,6 +329,19 @@ func (w *Worker) commit(ctx context.Context, b Batch) {
 			// Not stored, not acknowledged: the gateways send it again.
 			return
 		}
+		if refused(err) {
+			if len(b.Messages)+len(b.States) == 1 {
+				w.refuse(ctx, b, err)
+				return
+			}
+			for _, m := range b.Messages {
+				w.commit(ctx, Batch{Messages: []*Message{m}})
+			}
+			for _, s := range b.States {
+				w.commit(ctx, Batch{States: []*State{s}})
+			}
+			return
+		}
 		w.log.Error("cannot store a batch; retrying", "messages", len(b.Messages), "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
@@ -331,6 +349,34 @@ func (w *Worker) commit(ctx context.Context, b Batch) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// refused reports an error caused by the data itself, which no retry cures:
+// SQLSTATE class 22 (data exception) or 54 (program limit exceeded).
+func refused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54"))
+}
+
+// refuse records the one message of b as rejected; it is not acknowledged.
+func (w *Worker) refuse(ctx context.Context, b Batch, err error) {
+	var topic string
+	var body []byte
+	if len(b.Messages) == 1 {
+		m := b.Messages[0]
+		topic, body = w.o.Prefix+"/"+m.Enterprise+"/"+m.Gateway+"/"+m.Kind, m.Body
+		err = fmt.Errorf("%s/%s seq %d: the database refuses it: %w", m.Enterprise, m.Gateway, m.Seq, err)
+	} else {
+		s := b.States[0]
+		topic, body = w.o.Prefix+"/"+s.Enterprise+"/"+s.Gateway+"/"+s.Leaf, s.Body
+		err = fmt.Errorf("%s/%s %s: the database refuses it: %w", s.Enterprise, s.Gateway, s.Leaf, err)
+	}
+	w.rejected.Add(1)
+	w.pending.Add(-1)
+	w.log.Warn("message rejected", "topic", topic, "err", truncate(err.Error(), 300))
+	if rerr := w.store.reject(ctx, topic, body, err); rerr != nil && ctx.Err() == nil {
+		w.log.Error("cannot record a rejected message", "topic", topic, "err", rerr)
 	}
 }
 
