@@ -161,9 +161,10 @@ func eachGatewayAbove(t *testing.T, pool *pgxpool.Pool, gws []string, from map[s
 // TestFleet is the end-to-end proof with the real binaries: PostgreSQL 15,
 // Mosquitto, 8 collectors with platform_ack on and 3 ingest workers that
 // start at once. One worker is killed with SIGKILL and restarted, then the
-// broker is stopped (SIGTERM, persistence on) and started again. At the end
-// every gateway's seqs 1..max are stored exactly once, with their readings
-// once, and `edgeingest gaps` reports none.
+// broker is stopped (SIGTERM, persistence on) and started again, then
+// PostgreSQL is stopped and started again. At the end every gateway's seqs
+// 1..max are stored exactly once, with their readings once, and
+// `edgeingest gaps` reports none.
 func TestFleet(t *testing.T) {
 	testpeer.Need(t, "mosquitto")
 	began := time.Now()
@@ -226,7 +227,22 @@ func TestFleet(t *testing.T) {
 		return true, ""
 	})
 	c3 := eachGatewayAbove(t, pool, gws, c2, 25, "storing goes on after the broker restart")
-	t.Logf("%s: broker back, every worker subscribed again", time.Since(began).Round(time.Second))
+	t.Logf("%s: broker back, every worker subscribed again; stopping PostgreSQL", time.Since(began).Round(time.Second))
+
+	pg.Stop()
+	time.Sleep(3 * time.Second)
+	pg.Start()
+	c3 = eachGatewayAbove(t, pool, gws, c3, 25, "storing goes on after the database restart")
+	retried := 0
+	for _, w := range workers {
+		if strings.Contains(w.Output(), "cannot store a batch; retrying") {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Fatal("no worker noticed the database outage: the test proves nothing")
+	}
+	t.Logf("%s: PostgreSQL back; %d workers retried their batch meanwhile", time.Since(began).Round(time.Second), retried)
 
 	// Everything published up to now arrives (resends after the faults are
 	// absorbed by the primary key) while the collectors keep running.

@@ -65,13 +65,27 @@ func PostgreSQL(t testing.TB) *Postgres {
 	if out, err := p.pgCtl("-D", p.data, "-o", "--auth=trust --no-sync -U postgres -E UTF8 --locale=C", "initdb"); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=100", p.Port, dir)
-	if out, err := p.pgCtl("-D", p.data, "-o", opts, "-l", p.log, "-w", "-t", "60", "start"); err != nil {
-		logText, _ := os.ReadFile(p.log)
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, logText)
-	}
+	p.Start()
 	t.Logf("PostgreSQL 15 on 127.0.0.1:%d (initdb and start in %s)", p.Port, time.Since(start).Round(time.Millisecond))
 	return p
+}
+
+// Start (re)starts the server and waits until it accepts connections.
+func (p *Postgres) Start() {
+	p.t.Helper()
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=100", p.Port, p.Dir)
+	if out, err := p.pgCtl("-D", p.data, "-o", opts, "-l", p.log, "-w", "-t", "60", "start"); err != nil {
+		p.t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, p.Log())
+	}
+}
+
+// Stop shuts the server down (fast: open sessions are ended, committed data
+// stays), as an outage of the database.
+func (p *Postgres) Stop() {
+	p.t.Helper()
+	if out, err := p.pgCtl("-D", p.data, "-m", "fast", "-w", "stop"); err != nil {
+		p.t.Fatalf("pg_ctl stop: %v\n%s", err, out)
+	}
 }
 
 // pgCtl runs pg_ctl, as the postgres user when the test runs as root.
