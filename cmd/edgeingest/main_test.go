@@ -42,6 +42,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+func TestUsage(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--help"}, 0, "edgeingest gaps --postgres DSN"},
+		{nil, 2, "both --mqtt and --postgres are required"},
+		{[]string{"--mqtt", "tcp://127.0.0.1:1"}, 2, "both --mqtt and --postgres are required"},
+		{[]string{"run"}, 2, `unknown command "run"`},
+		{[]string{"--mqtt", "tcp://x:1", "--postgres", "postgres://x/y", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--mqtt", "tcp://x:1", "--postgres", "postgres://x/y", "--password-env", "EDGEINGEST_TEST_UNSET"}, 2, "EDGEINGEST_TEST_UNSET is not set"},
+		{[]string{"--mqtt", "ssl://x:1", "--postgres", "postgres://x/y", "--cert", "c.pem"}, 2, "--cert and --key go together"},
+		{[]string{"--mqtt", "tcp://x:1", "--postgres", "postgres://x/y", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"gaps"}, 2, "--postgres is required"},
+		{[]string{"gaps", "--postgres", "postgres://x:1/y?connect_timeout=1"}, 2, "edgeingest gaps:"},
+	}
+	for _, c := range cases {
+		var out, errOut strings.Builder
+		code := run(context.Background(), c.args, &out, &errOut)
+		if code != c.code || !strings.Contains(out.String()+errOut.String(), c.want) {
+			t.Errorf("edgeingest %v: exit %d, want %d with %q; printed:\n%s%s", c.args, code, c.code, c.want, out.String(), errOut.String())
+		}
+	}
+}
+
 // slave answers every holding-register read with changing values, for all
 // collectors at once.
 type slave struct{}
@@ -347,6 +373,12 @@ func TestFleet(t *testing.T) {
 	}
 	if workersUsed != 3 {
 		t.Errorf("messages were stored by %d workers, want all 3 (the shared subscription splits the load)", workersUsed)
+	}
+	var tracked int
+	pool.QueryRow(ctx, `SELECT count(*) FROM gateways WHERE last_heartbeat IS NOT NULL AND reported_last_seq > 0
+		AND heartbeat ? 'uptime_s' AND last_seq >= reported_last_seq AND online = false`).Scan(&tracked)
+	if tracked != gateways {
+		t.Errorf("%d of %d gateways rows carry a heartbeat, its last_seq and the Last Will's offline state", tracked, gateways)
 	}
 	if rejected != 1 {
 		t.Errorf("%d messages rejected, want only the invalid one the test sent", rejected)
