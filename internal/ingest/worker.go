@@ -36,13 +36,17 @@ type Opts struct {
 	TLS      *tls.Config
 
 	// BatchWindow is how long the first message of a batch waits for
-	// others to share its transaction (100ms); BatchMessages caps a batch.
+	// others to share its transaction (100ms); BatchMessages (2000) and
+	// BatchBytes (16 MiB of message bodies) cap a batch.
 	BatchWindow   time.Duration
 	BatchMessages int
+	BatchBytes    int
 	// Decoders validate and decode in parallel (GOMAXPROCS).
 	Decoders int
-	// Queue bounds the messages received and not yet stored; when it is
-	// full the worker stops reading from the broker.
+	// Queue bounds the messages received and not yet decoded, and again
+	// those decoded and not yet batched (2048 each: at most 256 MiB of
+	// 64 KiB messages); when it is full the worker stops reading from the
+	// broker.
 	Queue int
 	// StatsEvery logs the counters (10s; 0 never).
 	StatsEvery time.Duration
@@ -61,7 +65,8 @@ func DefaultOpts() Opts {
 		BatchWindow:   100 * time.Millisecond,
 		BatchMessages: 2000,
 		Decoders:      runtime.GOMAXPROCS(0),
-		Queue:         20000,
+		BatchBytes:    16 << 20,
+		Queue:         2048,
 		StatsEvery:    10 * time.Second,
 		ReconnectMin:  200 * time.Millisecond,
 		ReconnectMax:  10 * time.Second,
@@ -122,6 +127,9 @@ func New(o Opts) (*Worker, error) {
 	}
 	if o.Decoders <= 0 {
 		o.Decoders = d.Decoders
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = d.BatchBytes
 	}
 	if o.Queue <= 0 {
 		o.Queue = d.Queue
@@ -268,14 +276,18 @@ func (w *Worker) decode(ctx context.Context, in <-chan inbound, out chan<- any) 
 func (w *Worker) write(ctx context.Context, in <-chan any) {
 	var b Batch
 	var window <-chan time.Time
+	size := 0
 	add := func(d any) {
 		switch x := d.(type) {
 		case *Message:
 			b.Messages = append(b.Messages, x)
+			size += len(x.Body)
 		case *State:
 			b.States = append(b.States, x)
+			size += len(x.Body)
 		}
 	}
+	full := func() bool { return len(b.Messages)+len(b.States) >= w.o.BatchMessages || size >= w.o.BatchBytes }
 	for {
 		select {
 		case <-ctx.Done():
@@ -285,14 +297,14 @@ func (w *Worker) write(ctx context.Context, in <-chan any) {
 			if window == nil {
 				window = time.After(w.o.BatchWindow)
 			}
-			if len(b.Messages)+len(b.States) < w.o.BatchMessages {
+			if !full() {
 				continue
 			}
 		case <-window:
 		}
-		// Take what is already decoded too, up to the cap.
+		// Take what is already decoded too, up to the caps.
 	more:
-		for len(b.Messages)+len(b.States) < w.o.BatchMessages {
+		for !full() {
 			select {
 			case d := <-in:
 				add(d)
@@ -301,7 +313,7 @@ func (w *Worker) write(ctx context.Context, in <-chan any) {
 			}
 		}
 		w.commit(ctx, b)
-		b, window = Batch{}, nil
+		b, window, size = Batch{}, nil, 0
 	}
 }
 
