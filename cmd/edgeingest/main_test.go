@@ -376,9 +376,10 @@ func TestFleet(t *testing.T) {
 	}
 	var tracked int
 	pool.QueryRow(ctx, `SELECT count(*) FROM gateways WHERE last_heartbeat IS NOT NULL AND reported_last_seq > 0
-		AND heartbeat ? 'uptime_s' AND last_seq >= reported_last_seq AND online = false`).Scan(&tracked)
+		AND heartbeat ? 'uptime_s' AND last_seq >= reported_last_seq AND online = false
+		AND jsonb_array_length(meta->'points') = 10`).Scan(&tracked)
 	if tracked != gateways {
-		t.Errorf("%d of %d gateways rows carry a heartbeat, its last_seq and the Last Will's offline state", tracked, gateways)
+		t.Errorf("%d of %d gateways rows carry a heartbeat, its last_seq, the point catalogue and the Last Will's offline state", tracked, gateways)
 	}
 	if rejected != 1 {
 		t.Errorf("%d messages rejected, want only the invalid one the test sent", rejected)
