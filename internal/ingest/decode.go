@@ -58,15 +58,22 @@ func NewValidator() (*Validator, error) {
 
 // Validate checks body as a message on .../leaf.
 func (v *Validator) Validate(leaf string, body []byte) error {
+	_, err := v.validate(leaf, body)
+	return err
+}
+
+// validate returns the parsed document (numbers as json.Number) once it
+// follows the schema.
+func (v *Validator) validate(leaf string, body []byte) (any, error) {
 	s := v.schemas[leaf]
 	if s == nil {
-		return fmt.Errorf("no schema for messages on .../%s", leaf)
+		return nil, fmt.Errorf("no schema for messages on .../%s", leaf)
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("not JSON: %w", err)
+		return nil, fmt.Errorf("not JSON: %w", err)
 	}
-	return s.Validate(inst)
+	return inst, s.Validate(inst)
 }
 
 // Topic is a parsed {prefix}/{enterprise}/{gateway}/{leaf}.
@@ -148,49 +155,6 @@ type State struct {
 	Body                []byte
 }
 
-type wireMessage struct {
-	Enterprise string `json:"enterprise"`
-	Gateway    string `json:"gateway"`
-	Seq        int64  `json:"seq"`
-	Resend     bool   `json:"resend"`
-	SentAt     string `json:"sent_at"`
-	Readings   []struct {
-		Point   string          `json:"point"`
-		TS      string          `json:"ts"`
-		Value   json.RawMessage `json:"value"`
-		Unit    string          `json:"unit"`
-		Quality string          `json:"quality"`
-		Alarm   *string         `json:"alarm"`
-		Fault   *string         `json:"fault"`
-	} `json:"readings"`
-	Events []json.RawMessage `json:"events"`
-	Stats  []struct {
-		Point   string   `json:"point"`
-		Period  string   `json:"period"`
-		Start   string   `json:"start"`
-		Unit    string   `json:"unit"`
-		Avg     *float64 `json:"avg"`
-		Min     *float64 `json:"min"`
-		Max     *float64 `json:"max"`
-		Count   int64    `json:"count"`
-		Quality string   `json:"quality"`
-	} `json:"stats"`
-}
-
-type wireEvent struct {
-	ID        string     `json:"id"`
-	Type      string     `json:"type"`
-	State     string     `json:"state"`
-	Point     string     `json:"point"`
-	Interlock string     `json:"interlock"`
-	Subject   string     `json:"subject"`
-	TS        string     `json:"ts"`
-	Level     *string    `json:"level"`
-	Ranges    [][2]int64 `json:"ranges"`
-	Count     *int64     `json:"count"`
-	Message   *string    `json:"message"`
-}
-
 type wireState struct {
 	Enterprise string `json:"enterprise"`
 	Gateway    string `json:"gateway"`
@@ -217,14 +181,16 @@ func (v *Validator) Decode(t Topic, body []byte, received time.Time) (any, error
 	if !slices.Contains(dataLeaves, t.Leaf) && !slices.Contains(stateLeaves, t.Leaf) {
 		return nil, fmt.Errorf("%w: .../%s is not a topic the worker stores", errInvalid, t.Leaf)
 	}
-	if err := v.Validate(t.Leaf, body); err != nil {
+	inst, err := v.validate(t.Leaf, body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s/%s/%s: %v", errInvalid, t.Enterprise, t.Gateway, t.Leaf, err)
 	}
 	switch t.Leaf {
 	case "status", "meta":
 		return decodeState(t, body, received)
 	}
-	return decodeData(t, body)
+	doc, _ := inst.(map[string]any)
+	return decodeData(t, body, doc)
 }
 
 func sameGateway(t Topic, ent, gw string) error {
@@ -234,97 +200,163 @@ func sameGateway(t Topic, ent, gw string) error {
 	return nil
 }
 
-func decodeData(t Topic, body []byte) (*Message, error) {
-	var w wireMessage
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, fmt.Errorf("%w: %s/%s/%s: %v", errInvalid, t.Enterprise, t.Gateway, t.Leaf, err)
-	}
-	if err := sameGateway(t, w.Enterprise, w.Gateway); err != nil {
+// decodeData converts a validated data message from the parsed document, so
+// the body is parsed once. The schema has checked the types; every
+// assertion is still checked, so a schema that drifts rejects instead of
+// panicking.
+func decodeData(t Topic, body []byte, doc map[string]any) (*Message, error) {
+	d := &fields{}
+	m := &Message{Enterprise: d.str(doc, "enterprise"), Gateway: d.str(doc, "gateway"), Kind: t.Leaf, Body: body}
+	if err := sameGateway(t, m.Enterprise, m.Gateway); err != nil {
 		return nil, err
 	}
-	m := &Message{Enterprise: w.Enterprise, Gateway: w.Gateway, Kind: t.Leaf, Seq: w.Seq, Resend: w.Resend, Body: body}
-	bad := func(what string, err error) error {
-		return fmt.Errorf("%w: %s/%s seq %d: %s: %v", errInvalid, w.Enterprise, w.Gateway, w.Seq, what, err)
-	}
-	var err error
-	if m.SentAt, err = parseTS(w.SentAt); err != nil {
-		return nil, bad("sent_at", err)
-	}
+	m.Seq = d.int(doc["seq"], "seq")
+	m.Resend, _ = doc["resend"].(bool)
+	m.SentAt = d.ts(doc, "sent_at")
 	earliest := func(ts time.Time) {
 		if m.Created.IsZero() || ts.Before(m.Created) {
 			m.Created = ts
 		}
 	}
-	m.Readings = make([]Reading, 0, len(w.Readings))
-	for _, r := range w.Readings {
-		ts, err := parseTS(r.TS)
-		if err != nil {
-			return nil, bad("reading "+r.Point+" ts", err)
+	readings, _ := doc["readings"].([]any)
+	m.Readings = make([]Reading, 0, len(readings))
+	for _, x := range readings {
+		r := d.obj(x, "reading")
+		rd := Reading{Point: d.str(r, "point"), TS: d.ts(r, "ts"), Unit: d.str(r, "unit"), Quality: d.str(r, "quality"),
+			Alarm: d.optStr(r, "alarm"), Fault: d.optStr(r, "fault")}
+		switch v := r["value"].(type) {
+		case nil:
+		case bool:
+			f := 0.0
+			if v {
+				f = 1
+			}
+			rd.Value = &f
+		case string:
+			rd.Text = &v
+		default:
+			rd.Value = d.float(v, "reading "+rd.Point+" value")
 		}
-		earliest(ts)
-		rd := Reading{Point: r.Point, TS: ts, Unit: r.Unit, Quality: r.Quality, Alarm: r.Alarm, Fault: r.Fault}
-		if err := readingValue(&rd, r.Value); err != nil {
-			return nil, bad("reading "+r.Point+" value", err)
-		}
+		earliest(rd.TS)
 		m.Readings = append(m.Readings, rd)
 	}
-	for i, raw := range w.Events {
-		var e wireEvent
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, bad(fmt.Sprintf("event %d", i), err)
+	events, _ := doc["events"].([]any)
+	for _, x := range events {
+		e := d.obj(x, "event")
+		ev := Event{ID: d.str(e, "id"), Type: d.str(e, "type"), State: d.str(e, "state"), TS: d.ts(e, "ts"),
+			Level: d.optStr(e, "level"), Message: d.optStr(e, "message")}
+		for _, k := range []string{"point", "interlock", "subject"} {
+			if ev.Subject = d.str(e, k); ev.Subject != "" {
+				break
+			}
 		}
-		ts, err := parseTS(e.TS)
+		if rs, ok := e["ranges"].([]any); ok {
+			ev.Ranges = make([][2]int64, 0, len(rs))
+			for _, r := range rs {
+				pair, _ := r.([]any)
+				if len(pair) != 2 {
+					d.fail("event %s: a range is not [first, last]", ev.ID)
+					continue
+				}
+				ev.Ranges = append(ev.Ranges, [2]int64{d.int(pair[0], "range"), d.int(pair[1], "range")})
+			}
+		}
+		if c, ok := e["count"]; ok && c != nil {
+			n := d.int(c, "count")
+			ev.Count = &n
+		}
+		raw, err := json.Marshal(e)
 		if err != nil {
-			return nil, bad("event "+e.ID+" ts", err)
+			d.fail("event %s: %v", ev.ID, err)
 		}
-		earliest(ts)
-		subject := e.Point
-		if subject == "" {
-			subject = e.Interlock
-		}
-		if subject == "" {
-			subject = e.Subject
-		}
-		m.Events = append(m.Events, Event{ID: e.ID, Type: e.Type, State: e.State, Subject: subject, TS: ts,
-			Level: e.Level, Ranges: e.Ranges, Count: e.Count, Message: e.Message, Body: raw})
+		ev.Body = raw
+		earliest(ev.TS)
+		m.Events = append(m.Events, ev)
 	}
-	for _, s := range w.Stats {
-		start, err := parseTS(s.Start)
-		if err != nil {
-			return nil, bad("stat "+s.Point+" start", err)
-		}
-		earliest(start)
-		m.Stats = append(m.Stats, Stat{Point: s.Point, Period: s.Period, Start: start, Unit: s.Unit,
-			Avg: s.Avg, Min: s.Min, Max: s.Max, Count: s.Count, Quality: s.Quality})
+	stats, _ := doc["stats"].([]any)
+	for _, x := range stats {
+		st := d.obj(x, "stat")
+		s := Stat{Point: d.str(st, "point"), Period: d.str(st, "period"), Start: d.ts(st, "start"), Unit: d.str(st, "unit"),
+			Avg: d.optFloat(st, "avg"), Min: d.optFloat(st, "min"), Max: d.optFloat(st, "max"),
+			Count: d.int(st["count"], "count"), Quality: d.str(st, "quality")}
+		earliest(s.Start)
+		m.Stats = append(m.Stats, s)
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %s/%s seq %d: %v", errInvalid, m.Enterprise, m.Gateway, m.Seq, d.err)
 	}
 	return m, nil
 }
 
-// readingValue sorts a JSON value into the numeric or text column.
-func readingValue(r *Reading, raw json.RawMessage) error {
-	raw = bytes.TrimSpace(raw)
-	switch {
-	case len(raw) == 0 || string(raw) == "null":
-	case string(raw) == "true" || string(raw) == "false":
-		f := 0.0
-		if raw[0] == 't' {
-			f = 1
-		}
-		r.Value = &f
-	case raw[0] == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return err
-		}
-		r.Text = &s
-	default:
-		var f float64
-		if err := json.Unmarshal(raw, &f); err != nil {
-			return err
-		}
-		r.Value = &f
+// fields reads fields of a parsed document, keeping the first problem.
+type fields struct{ err error }
+
+func (d *fields) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *fields) obj(x any, what string) map[string]any {
+	o, ok := x.(map[string]any)
+	if !ok {
+		d.fail("%s is not an object", what)
+	}
+	return o
+}
+
+func (d *fields) str(o map[string]any, k string) string {
+	s, _ := o[k].(string)
+	return s
+}
+
+func (d *fields) optStr(o map[string]any, k string) *string {
+	if s, ok := o[k].(string); ok {
+		return &s
 	}
 	return nil
+}
+
+func (d *fields) ts(o map[string]any, k string) time.Time {
+	t, err := parseTS(d.str(o, k))
+	if err != nil {
+		d.fail("%s: %v", k, err)
+	}
+	return t
+}
+
+func (d *fields) float(x any, what string) *float64 {
+	n, ok := x.(json.Number)
+	if !ok {
+		d.fail("%s: not a number", what)
+		return nil
+	}
+	f, err := n.Float64()
+	if err != nil {
+		d.fail("%s: %v", what, err)
+		return nil
+	}
+	return &f
+}
+
+func (d *fields) optFloat(o map[string]any, k string) *float64 {
+	if o[k] == nil {
+		return nil
+	}
+	return d.float(o[k], k)
+}
+
+func (d *fields) int(x any, what string) int64 {
+	n, ok := x.(json.Number)
+	if !ok {
+		d.fail("%s: not a number", what)
+		return 0
+	}
+	i, err := n.Int64()
+	if err != nil {
+		d.fail("%s: %v", what, err)
+	}
+	return i
 }
 
 func decodeState(t Topic, body []byte, received time.Time) (*State, error) {
