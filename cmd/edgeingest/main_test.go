@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,9 +186,18 @@ func eachGatewayAbove(t *testing.T, pool *pgxpool.Pool, gws []string, from map[s
 	return now
 }
 
+// The full-size fleet is a bench command:
+//
+//	go test -run TestFleet -timeout 20m ./cmd/edgeingest -args -fleet.gateways 40 -fleet.kills 6
+var (
+	fleetGateways = flag.Int("fleet.gateways", 8, "TestFleet: collector processes")
+	fleetKills    = flag.Int("fleet.kills", 2, "TestFleet: workers killed with SIGKILL and restarted, one after another")
+)
+
 // TestFleet is the end-to-end proof with the real binaries: PostgreSQL 15,
 // Mosquitto, 8 collectors with platform_ack on and 3 ingest workers that
-// start at once. One worker is killed with SIGKILL and restarted, then the
+// start at once. Workers are killed with SIGKILL at random moments and
+// restarted (two, one after the other), then the
 // broker is stopped (SIGTERM, persistence on) and started again, then
 // PostgreSQL is stopped and started again. At the end every gateway's seqs
 // 1..max are stored exactly once, with their readings once, and
@@ -213,7 +224,7 @@ func TestFleet(t *testing.T) {
 		w.WaitOutput(t, "msg=subscribed", 60*time.Second)
 	}
 
-	const gateways = 8
+	gateways := *fleetGateways
 	var gws []string
 	var collectors []*testpeer.Proc
 	for g := 1; g <= gateways; g++ {
@@ -226,16 +237,24 @@ func TestFleet(t *testing.T) {
 		}
 		collectors = append(collectors, testpeer.Start(t, collectorBin, "run", "-c", cfg))
 	}
-	c0 := eachGatewayAbove(t, pool, gws, nil, 15, "every gateway stores messages")
-	t.Logf("%s: all %d gateways storing; killing worker w2 with SIGKILL", time.Since(began).Round(time.Second), gateways)
+	c2 := eachGatewayAbove(t, pool, gws, nil, 15, "every gateway stores messages")
+	t.Logf("%s: all %d gateways storing", time.Since(began).Round(time.Second), *fleetGateways)
 
-	workers[1].Signal(syscall.SIGKILL)
-	workers[1].Wait(10 * time.Second)
-	c1 := eachGatewayAbove(t, pool, gws, c0, 15, "storing goes on with two workers")
-	workers[1] = startWorker(t, "w2", broker.URL(), pg.DSN())
-	workers[1].WaitOutput(t, "msg=subscribed", 30*time.Second)
-	c2 := eachGatewayAbove(t, pool, gws, c1, 15, "storing goes on after w2 restarted")
-	t.Logf("%s: w2 restarted; stopping the broker (SIGTERM)", time.Since(began).Round(time.Second))
+	// Workers killed with SIGKILL at random moments, one after another,
+	// each restarted under its name once the others carried on.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 21))
+	for k := range *fleetKills {
+		i := k % len(workers)
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		workers[i].Signal(syscall.SIGKILL)
+		workers[i].Wait(10 * time.Second)
+		c1 := eachGatewayAbove(t, pool, gws, c2, 10, fmt.Sprintf("storing goes on without %s", names[i]))
+		workers[i] = startWorker(t, names[i], broker.URL(), pg.DSN())
+		workers[i].WaitOutput(t, "msg=subscribed", 30*time.Second)
+		c2 = eachGatewayAbove(t, pool, gws, c1, 10, fmt.Sprintf("storing goes on after %s restarted", names[i]))
+		t.Logf("%s: %s killed with SIGKILL and restarted", time.Since(began).Round(time.Second), names[i])
+	}
+	t.Logf("%s: stopping the broker (SIGTERM)", time.Since(began).Round(time.Second))
 
 	subs := make([]int, len(workers))
 	for i, w := range workers {
