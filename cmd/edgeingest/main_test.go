@@ -95,7 +95,7 @@ func (slave) HandleHoldingRegisters(req *smodbus.HoldingRegistersRequest) ([]uin
 func startSlave(t *testing.T) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	srv, err := smodbus.NewServer(&smodbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: time.Minute}, slave{})
+	srv, err := smodbus.NewServer(&smodbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 512, Timeout: time.Minute}, slave{})
 	if err != nil {
 		t.Fatal(err)
 	}
