@@ -432,12 +432,16 @@ type PointStatus struct {
 func (e *Engine) Snapshot() ([]PointStatus, []InterlockStatus) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ps := make([]PointStatus, len(e.points))
-	for i, p := range e.points {
-		ps[i] = PointStatus{Code: p.conf.Code, Value: p.value, Quality: p.quality, Alarm: p.alarm.active(), Fault: p.fault, Updated: p.updated}
-		if m := p.maint; m != nil {
-			ps[i].Maintenance = &MaintenanceStatus{Since: m.since, Until: m.until, Reason: m.reason, By: m.by}
+	ps := make([]PointStatus, 0, len(e.points))
+	for _, p := range e.points {
+		if p.retired {
+			continue
 		}
+		st := PointStatus{Code: p.conf.Code, Value: p.value, Quality: p.quality, Alarm: p.alarm.active(), Fault: p.fault, Updated: p.updated}
+		if m := p.maint; m != nil {
+			st.Maintenance = &MaintenanceStatus{Since: m.since, Until: m.until, Reason: m.reason, By: m.by}
+		}
+		ps = append(ps, st)
 	}
 	is := make([]InterlockStatus, len(e.ils))
 	for i, il := range e.ils {

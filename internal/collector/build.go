@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -67,7 +69,25 @@ func pointConf(p *config.Point, dv *config.Device) edge.PointConf {
 	return pc
 }
 
-func (c *Collector) interlockConf(il config.Interlock) (edge.InterlockConf, error) {
+// engineConf compiles the points and interlocks of cfg for the engine,
+// with the Modbus devices that interlock actions write to.
+func (c *Collector) engineConf(cfg *config.Config, devices map[string]*modbus.Device) ([]edge.PointConf, []edge.InterlockConf, error) {
+	var pts []edge.PointConf
+	for i := range cfg.Points {
+		pts = append(pts, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
+	}
+	var ils []edge.InterlockConf
+	for _, il := range cfg.Interlocks {
+		ic, err := interlockConf(il, devices)
+		if err != nil {
+			return nil, nil, err
+		}
+		ils = append(ils, ic)
+	}
+	return pts, ils, nil
+}
+
+func interlockConf(il config.Interlock, devices map[string]*modbus.Device) (edge.InterlockConf, error) {
 	need, err := config.MooN(il.When.Vote, len(il.When.Inputs))
 	if err != nil {
 		return edge.InterlockConf{}, err
@@ -81,7 +101,7 @@ func (c *Collector) interlockConf(il config.Interlock) (edge.InterlockConf, erro
 	conv := func(outs []config.Output) ([]edge.ActionConf, error) {
 		var acts []edge.ActionConf
 		for _, o := range outs {
-			dev := c.devices[o.Device]
+			dev := devices[o.Device]
 			if dev == nil {
 				return nil, fmt.Errorf("interlock %q: device %q is not a Modbus device", il.Name, o.Device)
 			}
@@ -104,8 +124,19 @@ func (c *Collector) interlockConf(il config.Interlock) (edge.InterlockConf, erro
 	return ic, err
 }
 
-// buildGroups makes one poll group per (bus, interval).
-func (c *Collector) buildGroups() error {
+// groupRun is a poll group and what says whether a reload changed it:
+// fp covers its bus, its devices and the configuration of every point it
+// polls.
+type groupRun struct {
+	g      *edge.Group
+	bus    string
+	fp     string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// buildGroups makes one poll group per (bus, interval) of cfg.
+func (c *Collector) buildGroups(cfg *config.Config, devices map[string]*modbus.Device) ([]*groupRun, error) {
 	type key struct {
 		bus      string
 		interval time.Duration
@@ -113,12 +144,13 @@ func (c *Collector) buildGroups() error {
 	type devPoints struct {
 		specs []modbus.Spec
 		idx   []int
+		conf  []*config.Point
 	}
 	groups := map[key]map[string]*devPoints{}
 	var keys []key
-	for i := range c.cfg.Points {
-		p := &c.cfg.Points[i]
-		dv := c.cfg.Device(p.Device)
+	for i := range cfg.Points {
+		p := &cfg.Points[i]
+		dv := cfg.Device(p.Device)
 		k := key{dv.Bus, p.Interval.D()}
 		if groups[k] == nil {
 			groups[k] = map[string]*devPoints{}
@@ -130,10 +162,11 @@ func (c *Collector) buildGroups() error {
 			groups[k][dv.Name] = dp
 		}
 		dp.idx = append(dp.idx, c.engine.Index(p.Code))
-		if b := c.cfg.Bus(dv.Bus); b.Type != config.BusI2C {
+		dp.conf = append(dp.conf, p)
+		if b := cfg.Bus(dv.Bus); b.Type != config.BusI2C {
 			sp, err := modbusSpec(p, dv)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			dp.specs = append(dp.specs, sp)
 		}
@@ -144,31 +177,38 @@ func (c *Collector) buildGroups() error {
 		}
 		return keys[i].interval < keys[j].interval
 	})
+	var out []*groupRun
 	for _, k := range keys {
 		g := &edge.Group{Name: fmt.Sprintf("%s@%s", k.bus, k.interval), Interval: k.interval, Engine: c.engine, Queue: c.queue,
-			MaxMessageBytes: c.cfg.Buffer.MaxMessageBytes}
+			MaxMessageBytes: cfg.Buffer.MaxMessageBytes}
 		names := make([]string, 0, len(groups[k]))
 		for n := range groups[k] {
 			names = append(names, n)
 		}
 		sort.Strings(names)
+		fp := []any{cfg.Bus(k.bus), k.interval, cfg.Buffer.MaxMessageBytes}
 		for _, n := range names {
 			dp := groups[k][n]
+			fp = append(fp, cfg.Device(n), dp.conf)
 			var src edge.Source
-			if dev := c.devices[n]; dev != nil {
+			if dev := devices[n]; dev != nil {
 				src = dev.Source(dp.specs)
 			} else {
 				s, err := c.i2cSource(n, dp.idx, c.log)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				src = s
 			}
 			g.Sources = append(g.Sources, edge.GroupSource{Device: n, Source: src, Points: dp.idx})
 		}
-		c.groups = append(c.groups, g)
+		b, err := json.Marshal(fp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &groupRun{g: g, bus: k.bus, fp: string(b)})
 	}
-	return nil
+	return out, nil
 }
 
 func modbusSpec(p *config.Point, dv *config.Device) (modbus.Spec, error) {

@@ -51,7 +51,7 @@ type Collector struct {
 	store   *buffer.Badger
 	queue   *edge.Queue
 	engine  *edge.Engine
-	groups  []*edge.Group
+	groups  []*groupRun
 	lines   []*modbus.Line
 	devices map[string]*modbus.Device
 	i2c     map[string]*edgei2c.Bus
@@ -60,6 +60,14 @@ type Collector struct {
 	enc     *jsonfmt.Encoder
 	audit   *audit.Log
 	deps    Deps
+
+	// rt guards what a reload applied in place replaces while the collector
+	// runs: cfg, groups, lines, devices (readers: status, meta).
+	rt sync.RWMutex
+	// lineOf is the Modbus line of each bus; run holds what Run started
+	// that a reload may stop and start (groups), nil outside Run.
+	lineOf map[string]*modbus.Line
+	run    *runParts
 
 	closeOnce sync.Once
 	mu        sync.Mutex
@@ -125,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	}
 	log, prev := d.Logger, d.Prev
 	c := &Collector{cfg: cfg, log: log, loc: Location(cfg.Gateway.UTCOffset), start: time.Now(), devices: map[string]*modbus.Device{},
-		i2c: map[string]*edgei2c.Bus{}, deps: d, svcErr: map[string]string{}, svcRes: map[string]uint64{}}
+		i2c: map[string]*edgei2c.Bus{}, deps: d, svcErr: map[string]string{}, svcRes: map[string]uint64{}, lineOf: map[string]*modbus.Line{}}
 	c.enc = &jsonfmt.Encoder{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, Location: c.loc}
 	c.queue = edge.NewQueue(cfg.Buffer.Queue)
 	dir := cfg.Resolve(cfg.Buffer.Dir)
@@ -168,6 +176,7 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 		}
 		lines[b.Name] = l
 		c.lines = append(c.lines, l)
+		c.lineOf[b.Name] = l
 	}
 	if err := c.openI2CBuses(); err != nil {
 		return nil, err
@@ -187,15 +196,8 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	if h := cfg.Uplink.HJ212; h != nil {
 		eo.RTDInterval = h.RTDInterval.D()
 	}
-	for i := range cfg.Points {
-		eo.Points = append(eo.Points, pointConf(&cfg.Points[i], cfg.Device(cfg.Points[i].Device)))
-	}
-	for _, il := range cfg.Interlocks {
-		ic, err := c.interlockConf(il)
-		if err != nil {
-			return nil, err
-		}
-		eo.Interlocks = append(eo.Interlocks, ic)
+	if eo.Points, eo.Interlocks, err = c.engineConf(cfg, c.devices); err != nil {
+		return nil, err
 	}
 	if c.engine, err = edge.NewEngine(eo); err != nil {
 		return nil, err
@@ -205,7 +207,7 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	}
 	c.auditRecord("config", "loaded", cfg.File, "", fmt.Sprintf("%d points, %d interlocks", len(cfg.Points), len(cfg.Interlocks)))
 	c.systemEvent(edge.StateConfigLoaded, "config", fmt.Sprintf("config %s loaded: %d points, %d interlocks", cfg.File, len(cfg.Points), len(cfg.Interlocks)))
-	if err := c.buildGroups(); err != nil {
+	if c.groups, err = c.buildGroups(cfg, c.devices); err != nil {
 		return nil, err
 	}
 	if m := cfg.Uplink.MQTT; m != nil {
@@ -231,7 +233,7 @@ func (c *Collector) systemEvent(state, subject, msg string) {
 // rejectConfig reports a config that a reload refused.
 func (c *Collector) rejectConfig(err error) {
 	c.log.Error("config rejected; the running config stays", "err", err)
-	c.auditRecord("config", "rejected", c.cfg.File, "", err.Error())
+	c.auditRecord("config", "rejected", c.Config().File, "", err.Error())
 	c.systemEvent(edge.StateConfigRejected, "config", "config rejected, the running one stays: "+err.Error())
 }
 
@@ -240,7 +242,7 @@ func (c *Collector) rejectConfig(err error) {
 func (c *Collector) reloadAllowed(next *config.Config) error {
 	var errs []string
 	for _, name := range c.engine.Held() {
-		cur, nxt := c.cfg.Interlock(name), next.Interlock(name)
+		cur, nxt := c.Config().Interlock(name), next.Interlock(name)
 		if nxt == nil || !reflect.DeepEqual(cur, nxt) {
 			errs = append(errs, fmt.Sprintf("interlock %q is tripped or bypassed: reset it (or let the bypass end) before changing or removing it", name))
 		}
@@ -266,6 +268,7 @@ type Service struct {
 // interlock engine, the appender) can end Run with an error; the uplinks,
 // the status listener and the services run supervised apart from it.
 func (c *Collector) Run(ctx context.Context, services ...Service) error {
+	cfg := c.Config()
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	c.mu.Lock()
@@ -299,12 +302,15 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 			c.supervise(upCtx, name, f)
 		}()
 	}
+	c.rt.Lock()
+	c.run = &runParts{ctx: pollCtx, wg: &polls, errs: errs, groups: map[*groupRun]bool{}}
 	for _, g := range c.groups {
-		goRun(&polls, pollCtx, "poll group "+g.Name, g.Run)
+		c.startGroup(g)
 	}
+	c.rt.Unlock()
 	goRun(&polls, pollCtx, "interlock engine", c.engine.Run)
 	app := &edge.Appender{Queue: c.queue, Sink: c.store, Logger: c.log, OnAppend: func(m *edge.Message, err error) { c.auditMessage(m) },
-		OnBatch: c.deps.OnAppendBatch, CommitInterval: commitInterval(c.cfg)}
+		OnBatch: c.deps.OnAppendBatch, CommitInterval: commitInterval(cfg)}
 	goRun(&appends, appendCtx, "appender", app.Run)
 	if c.mqtt != nil {
 		supervised("mqtt uplink", c.mqtt.Run)
@@ -312,14 +318,14 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 	if c.hj212 != nil {
 		supervised("hj212 uplink", c.hj212.Run)
 	}
-	if c.cfg.Status.Listen != "" {
+	if cfg.Status.Listen != "" {
 		supervised("status listener", c.serveStatus)
 	}
 	for _, s := range services {
 		supervised(s.Name, s.Run)
 	}
-	c.log.Info("collector running", "groups", len(c.groups), "points", len(c.cfg.Points), "interlocks", len(c.cfg.Interlocks),
-		"buffer", c.cfg.Resolve(c.cfg.Buffer.Dir), "last_seq", c.store.LastSeq())
+	c.log.Info("collector running", "groups", len(c.groups), "points", len(cfg.Points), "interlocks", len(cfg.Interlocks),
+		"buffer", cfg.Resolve(cfg.Buffer.Dir), "last_seq", c.store.LastSeq())
 	var err error
 	select {
 	case <-ctx.Done():
@@ -329,6 +335,9 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 	c.log.Info("shutting down: stopping polls")
 	stopPoll()
 	polls.Wait()
+	c.rt.Lock()
+	c.run = nil
+	c.rt.Unlock()
 	c.log.Info("shutting down: flushing appends", "queued", c.queue.Len())
 	stopAppend()
 	appends.Wait()
@@ -390,16 +399,30 @@ func runGuarded(ctx context.Context, f func(context.Context) error) (err error) 
 
 // Reload loads the config file again. A config that does not validate, or
 // that would change a tripped or bypassed interlock, is rejected (event,
-// audit entry and log) and the running one stays; an accepted one ends Run,
-// and Next returns it for the caller to start with Deps.Prev set.
+// audit entry and log) and the running one stays. An accepted one is
+// applied in place when only points, devices, lines and interlocks changed
+// (unchanged poll groups and interlocks never miss a tick); when a section
+// the whole collector is built on changed (gateway, buffer, uplinks, audit,
+// status listener, I2C) it ends Run, and Next returns it for the caller to
+// start with Deps.Prev set.
 func (c *Collector) Reload() error {
-	n, err := config.Load(c.cfg.File)
+	n, err := config.Load(c.Config().File)
 	if err == nil {
 		err = c.reloadAllowed(n)
 	}
 	if err != nil {
 		c.rejectConfig(err)
 		return err
+	}
+	if why := restartNeeded(c.Config(), n); why == "" {
+		c.rt.RLock()
+		running := c.run != nil
+		c.rt.RUnlock()
+		if running {
+			return c.apply(n)
+		}
+	} else {
+		c.log.Info("config reload restarts the collector", "because", why)
 	}
 	c.mu.Lock()
 	c.next = n
@@ -419,7 +442,11 @@ func (c *Collector) Next() *config.Config {
 }
 
 // Config is the config the collector runs.
-func (c *Collector) Config() *config.Config { return c.cfg }
+func (c *Collector) Config() *config.Config {
+	c.rt.RLock()
+	defer c.rt.RUnlock()
+	return c.cfg
+}
 
 // Reset clears an interlock's latch (who is recorded in the event and the
 // audit log); outputs stay as they are unless on_reset says otherwise.
@@ -474,9 +501,11 @@ func (c *Collector) close() {
 	for _, b := range c.i2c {
 		b.Close()
 	}
+	c.rt.RLock()
 	for _, l := range c.lines {
 		l.Close()
 	}
+	c.rt.RUnlock()
 	if c.store != nil {
 		if err := c.store.Close(); err != nil {
 			c.log.Error("closing the buffer", "err", err)

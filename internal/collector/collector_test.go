@@ -432,6 +432,11 @@ func TestReloadAnswerGoesOut(t *testing.T) {
 	}
 	r = &running{Collector: c, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- c.Run(ctx, svc) }()
+	// A change of a section the collector is built on (log) restarts it: the
+	// answer must still go out while it stops.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("log: {level: debug}\n")
+	f.Close()
 	conn, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -144,8 +144,9 @@ func (c *Collector) Status() Status {
 	now := time.Now()
 	st := c.store.Stats()
 	pts, ils := c.engine.Snapshot()
-	d := Status{Enterprise: c.cfg.Gateway.Enterprise, Gateway: c.cfg.Gateway.Code, UptimeS: int64(now.Sub(c.start).Seconds()),
-		ConfigSHA256: c.cfg.SHA256, Interlocks: ils, Uplinks: map[string]UplinkStatus{}, taken: now, loc: c.enc}
+	cfg := c.Config()
+	d := Status{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, UptimeS: int64(now.Sub(c.start).Seconds()),
+		ConfigSHA256: cfg.SHA256, Interlocks: ils, Uplinks: map[string]UplinkStatus{}, taken: now, loc: c.enc}
 	d.Buffer = BufferStatus{Durable: st.Durable, Degraded: st.Degraded, Messages: st.Messages, Bytes: st.Bytes, LastSeq: st.LastSeq,
 		Dropped: st.Dropped, DroppedRanges: st.DroppedRanges, MemoryQueued: st.MemoryQueued, Oldest: c.enc.TimePtr(st.Oldest),
 		Queue: c.queue.Len(), QueueDropped: c.queue.Dropped(), oldest: st.Oldest}
@@ -179,7 +180,10 @@ func (c *Collector) Status() Status {
 		}
 		d.Points = append(d.Points, pd)
 	}
-	for _, g := range c.groups {
+	c.rt.RLock()
+	defer c.rt.RUnlock()
+	for _, gr := range c.groups {
+		g := gr.g
 		gs := g.Stats()
 		n := 0
 		for _, s := range g.Sources {
@@ -254,11 +258,15 @@ func (c *Collector) heartbeat(uplink string) jsonfmt.Heartbeat {
 // meta is the point catalogue.
 func (c *Collector) meta() []byte {
 	var pts []jsonfmt.MetaPoint
-	live, _ := c.engine.Snapshot()
-	for i, p := range c.cfg.Points {
+	snap, _ := c.engine.Snapshot()
+	live := map[string]edge.PointStatus{}
+	for _, p := range snap {
+		live[p.Code] = p
+	}
+	for _, p := range c.Config().Points {
 		mp := jsonfmt.MetaPoint{Point: p.Code, Name: p.Name, Kind: p.Kind, Unit: p.Unit, Thresholds: map[string]*float64{"LL": nil, "L": nil, "H": nil, "HH": nil},
 			InService: true}
-		if m := live[i].Maintenance; m != nil {
+		if m := live[p.Code].Maintenance; m != nil {
 			mp.InService = false
 			mp.OutOfService = &jsonfmt.OutOfService{Reason: m.Reason, By: m.By, Since: c.enc.TimePtr(m.Since), Until: c.enc.TimePtr(m.Until)}
 		}
