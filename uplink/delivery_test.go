@@ -382,7 +382,7 @@ func TestRescan(t *testing.T) {
 func TestRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := newFakeStore()
-		d := newDelivery(t, st, func(o *Opts) { o.ReconnectMin, o.ReconnectMax = time.Second, 4 * time.Second })
+		d := newDelivery(t, st, func(o *Opts) { o.ReconnectMin, o.ReconnectMax = time.Second, 4*time.Second })
 		ctx, cancel := context.WithCancel(context.Background())
 		var at []time.Duration
 		start := time.Now()
