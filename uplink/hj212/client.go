@@ -463,7 +463,10 @@ func (s *session) dataAck(p Packet) {
 	}
 	fl := s.byQN[p.QN]
 	if len(fl) == 0 {
-		s.c.log.Debug("9014 for no packet in flight (late or repeated)", "qn", p.QN)
+		// Late or repeated, or for a seq not sent on this connection: it
+		// acknowledges nothing.
+		s.c.update(func(st *Stats) { st.AcksIgnored++ })
+		s.c.log.Debug("9014 for no packet in flight on this connection; ignored", "qn", p.QN)
 		return
 	}
 	f := fl[0]

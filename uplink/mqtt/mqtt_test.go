@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -282,4 +283,20 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("connected without a client certificate to a broker that requires one (%d unacknowledged)", d)
 	}
 	fmt.Fprint(os.Stderr, "")
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("MQTT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// runStarted runs u until the returned stop is called.
+func runStarted(t *testing.T, u *Uplink) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
 }
