@@ -115,7 +115,7 @@ func TestBrokerOutage60s(t *testing.T) {
 		t.Fatalf("no live message arrived while the backlog (%d messages, %s) drained", len(backlog), lastB.at.Sub(firstB.at))
 	}
 	dups := len(got) - int(last)
-	t.Logf("seqs 1-%d all received (%d deliveries, %d duplicates); backlog of %d resent oldest first over %s with %d live messages in between",
+	t.Logf("seqs 1-%d all received (%d deliveries, %d duplicates); backlog of %d sent oldest first over %s with %d live messages in between",
 		last, len(got), dups, len(backlog), lastB.at.Sub(firstB.at).Round(time.Millisecond), liveDuring)
 }
 
