@@ -1090,6 +1090,7 @@ func (s *Badger) recover(ctx context.Context) {
 	s.log.Info("buffer is durable again", "moved_from_memory", len(queued))
 	s.degraded = ""
 	s.enforce()
+	s.signalRescan()
 }
 
 // Close flushes acknowledgements and closes the database. It is idempotent.

@@ -90,6 +90,7 @@ type book struct {
 	ranges  []edge.SeqRange
 	notify  chan struct{}
 	mu      sync.Mutex // guards notify only
+	rescanSignal
 }
 
 func newBook(uplinks []string) *book {

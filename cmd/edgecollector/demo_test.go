@@ -110,6 +110,16 @@ func TestDemoAgreesWithMbpoll(t *testing.T) {
 	if err := demo.Stop(); err != nil {
 		t.Fatalf("demo did not stop cleanly: %v", err)
 	}
+	// A fresh demo has resent nothing (issue 19 item 6): neither its
+	// platform view nor the broker shows a resend.
+	if strings.Contains(demo.Output(), "(resent)") {
+		t.Errorf("a fresh demo shows resent messages:\n%s", demo.Output())
+	}
+	for _, m := range sub.all() {
+		if r, _ := m.Body["resend"].(bool); r {
+			t.Errorf("a fresh demo published seq %v with resend: true", m.Body["seq"])
+		}
+	}
 }
 
 func gasOrPLC(point, gas, plc string) string {

@@ -154,7 +154,7 @@ func (c *Collector) Status() Status {
 		us := UplinkStatus{Kind: name, Backlog: u.Depth, OldestUnacked: c.enc.TimePtr(u.OldestUnacked), oldestUnacked: u.OldestUnacked}
 		if name == "mqtt" && c.mqtt != nil {
 			s := c.mqtt.Stats()
-			us.Connected, us.Connects, us.Published, us.Resent, us.Acked, us.LastError = s.Connected, s.Connects, &s.Published, s.Resent, s.Acked, s.LastError
+			us.Connected, us.Connects, us.Published, us.Resent, us.Acked, us.LastError = s.Connected, s.Connects, &s.Sent, s.Resent, s.Acked, s.LastError
 		}
 		if name == "hj212" && c.hj212 != nil {
 			s := c.hj212.Stats()

@@ -5,27 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/hazwatch/edgecollector/edge"
-	"github.com/hazwatch/edgecollector/uplink/backlograte"
+	"github.com/hazwatch/edgecollector/uplink"
 )
 
-// Store is what the client needs of the buffer.
+// Store is what the client needs of the buffer: what every uplink needs,
+// and the time index for history requests.
 type Store interface {
-	// Unacked returns up to max messages with from <= seq < to (to == 0:
-	// no bound) that uplink has not acknowledged, oldest first.
-	Unacked(uplink string, from, to uint64, max int) ([]*edge.Message, error)
-	// Ack records that uplink's platform has these messages.
-	Ack(uplink string, seqs ...uint64) error
-	// LastSeq is the highest seq assigned so far.
-	LastSeq() uint64
-	// Appended returns a channel closed at the next append.
-	Appended() <-chan struct{}
+	uplink.Store
 	// Between calls fn for each stored message created in [from, to), in
 	// creation order, until fn returns false.
 	Between(from, to time.Time, fn func(*edge.Message) bool) error
@@ -102,34 +93,26 @@ func DefaultOpts() Opts {
 }
 
 // Client sends the buffer to one HJ 212 platform over TCP and answers its
-// commands.
+// commands. What goes next, with which resend mark, and when a seq may be
+// acknowledged is package uplink's delivery algorithm; the client holds the
+// QN/PNO bookkeeping of 9014 answers and the platform's commands.
 type Client struct {
 	o      Opts
 	enc    *Encoder
 	frames FrameOpts
 	log    *slog.Logger
+	d      *uplink.Delivery
 
 	mu       sync.Mutex
-	st       Stats
 	overTime time.Duration
 	reCount  int
 }
 
-// Stats count the client's work.
-type Stats struct {
-	Connected bool
-	Connects  uint64
-	Sent      uint64 // data packets written, first sends and resends
-	Resent    uint64 // of which sent again: backlog and OverTime resends
-	Acked     uint64 // seqs acknowledged in the buffer after a 9014 (acks off: after the write)
-	Skipped   uint64 // seqs acknowledged without sending: events, points without factor codes
-	Timeouts  uint64 // connections dropped after ReCount resends went unanswered
-	Commands  uint64 // platform commands answered
-	LastError string
-	Since     time.Time
-	OverTime  time.Duration // in effect (CN=1000 may have changed them)
-	ReCount   int
-}
+// Stats count the client's work: Sent and Resent count packets, Acked seqs
+// acknowledged after their 9014s (acks off: after the write), Skipped seqs
+// acknowledged without sending (events, points without factor codes),
+// Timeouts connections dropped after ReCount resends went unanswered.
+type Stats = uplink.Stats
 
 // New checks the options and returns a client; Run starts it.
 func New(o Opts) (*Client, error) {
@@ -160,12 +143,6 @@ func New(o Opts) (*Client, error) {
 	}
 	if o.Window <= 0 {
 		o.Window = d.Window
-	}
-	if o.ReconnectMin <= 0 {
-		o.ReconnectMin = d.ReconnectMin
-	}
-	if o.ReconnectMax < o.ReconnectMin {
-		o.ReconnectMax = max(d.ReconnectMax, o.ReconnectMin)
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = d.DialTimeout
@@ -214,7 +191,15 @@ func New(o Opts) (*Client, error) {
 		return nil, err
 	}
 	c.log = o.Logger.With("component", "uplink", "uplink", o.Name, "address", o.Address)
-	c.st.OverTime, c.st.ReCount = o.OverTime, o.ReCount
+	do := uplink.DefaultOpts()
+	do.Name, do.Store, do.Window, do.BacklogRate, do.Logger = o.Name, o.Store, o.Window, o.BacklogRate, c.log
+	do.ReconnectMin, do.ReconnectMax = o.ReconnectMin, o.ReconnectMax
+	if o.Ack {
+		do.Timeout, do.MaxResends = o.OverTime, o.ReCount
+	}
+	if c.d, err = uplink.New(do); err != nil {
+		return nil, fmt.Errorf("hj212: %w", err)
+	}
 	return c, nil
 }
 
@@ -225,78 +210,43 @@ func (c *Client) Encoder() *Encoder { return c.enc }
 func (c *Client) FrameOpts() FrameOpts { return c.frames }
 
 // Stats returns a copy of the counters.
-func (c *Client) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.st
-}
+func (c *Client) Stats() Stats { return c.d.Stats() }
 
-func (c *Client) update(f func(*Stats)) {
-	c.mu.Lock()
-	f(&c.st)
-	c.mu.Unlock()
-}
+func (c *Client) update(f func(*Stats)) { c.d.Update(f) }
 
-// limits are OverTime and ReCount in effect.
-func (c *Client) limits() (time.Duration, int) {
+// Limits are OverTime and ReCount in effect (CN=1000 may have changed them).
+func (c *Client) Limits() (overTime time.Duration, reCount int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.overTime, c.reCount
 }
 
+// setLimits applies a CN=1000 (from the connection's loop).
 func (c *Client) setLimits(ot time.Duration, rc int) {
 	c.mu.Lock()
 	c.overTime, c.reCount = ot, rc
-	c.st.OverTime, c.st.ReCount = ot, rc
 	c.mu.Unlock()
+	if c.o.Ack {
+		c.d.SetLimits(ot, rc)
+	}
 }
 
 // Run connects, sends and reconnects until ctx ends; it never gives up and
 // returns nil then.
 func (c *Client) Run(ctx context.Context) error {
-	backoff := c.o.ReconnectMin
-	for {
-		up, err := c.connection(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		c.update(func(s *Stats) { s.Connected = false; s.LastError = errString(err) })
-		if up > time.Minute {
-			backoff = c.o.ReconnectMin
-		}
-		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
-		c.log.Warn("HJ 212 connection ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, c.o.ReconnectMax)
-	}
+	return c.d.Run(ctx, c.connection)
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-// connection runs one connection from dial to loss and returns how long it
-// was up.
-func (c *Client) connection(ctx context.Context) (time.Duration, error) {
+// connection runs one connection from dial to loss.
+func (c *Client) connection(ctx context.Context) error {
 	d := net.Dialer{Timeout: c.o.DialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", c.o.Address)
 	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %w", err)
 	}
-	start := time.Now()
-	c.update(func(s *Stats) { s.Connected = true; s.Connects++; s.Since = start })
+	c.d.Begin()
 	c.log.Info("connected to the HJ 212 platform")
-	err = c.session(ctx, conn)
-	return time.Since(start), err
+	return c.session(ctx, conn)
 }
 
 // flight is a seq whose packets await the platform's 9014.
@@ -308,8 +258,6 @@ type flight struct {
 	// unnamed counts the 9014s since the last (re)send that name no PNO;
 	// as many as there are parts left acknowledge them all.
 	unnamed int
-	sentAt  time.Time
-	tries   int // resends after OverTime
 }
 
 // session is one connection's state; only its loop touches the maps.
@@ -318,17 +266,10 @@ type session struct {
 	conn net.Conn
 	wmu  sync.Mutex // one writer at a time: the loop and the history worker
 
-	liveFrom, liveNext, backNext uint64
-	inflight                     map[uint64]*flight
-	byQN                         map[string][]*flight // oldest first
-	toAck                        []uint64             // written (acks off) or skipped, to acknowledge
-	bucket                       *backlograte.Limiter
-	failed                       map[uint64]bool // seqs that would not encode, logged once
+	inflight map[uint64]*flight
+	byQN     map[string][]*flight // oldest first
+	failed   map[uint64]bool      // seqs that would not encode, logged once
 }
-
-// maxBatch bounds the seqs one fill handles before the loop looks at the
-// platform's frames again.
-const maxBatch = 256
 
 func (c *Client) session(ctx context.Context, conn net.Conn) error {
 	sctx, cancel := context.WithCancel(ctx)
@@ -338,10 +279,7 @@ func (c *Client) session(ctx context.Context, conn net.Conn) error {
 		conn.Close()
 		wg.Wait()
 	}()
-	s := &session{c: c, conn: conn, inflight: map[uint64]*flight{}, byQN: map[string][]*flight{},
-		bucket: backlograte.New(c.o.BacklogRate), failed: map[uint64]bool{}}
-	s.liveFrom = c.o.Store.LastSeq() + 1 // everything below was there at connect: the backlog
-	s.liveNext, s.backNext = s.liveFrom, 1
+	s := &session{c: c, conn: conn, inflight: map[uint64]*flight{}, byQN: map[string][]*flight{}, failed: map[uint64]bool{}}
 
 	in := make(chan Packet, 16)
 	fail := make(chan error, 2)
@@ -356,23 +294,14 @@ func (c *Client) session(ctx context.Context, conn net.Conn) error {
 		defer t.Stop()
 		hb = t.C
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
-		appended := c.o.Store.Appended()
-		more, err := s.fill()
+		w, err := c.d.Step(s.send)
+		if errors.Is(err, uplink.ErrUnconfirmed) {
+			return fmt.Errorf("9014: %w", err)
+		}
 		if err != nil {
 			return err
 		}
-		var now <-chan time.Time
-		if more {
-			now = closedTime
-		}
-		var refill <-chan time.Time
-		if !more && s.bucket.Limited() && s.backNext < s.liveFrom && s.room() > 0 {
-			refill = time.After(s.bucket.Wait())
-		}
-		timer.Reset(s.nextDeadline())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -382,26 +311,16 @@ func (c *Client) session(ctx context.Context, conn net.Conn) error {
 			if err := s.handle(p, hist); err != nil {
 				return err
 			}
-		case <-timer.C:
-			if err := s.timeouts(); err != nil {
-				return err
-			}
 		case <-hb:
 			if err := s.heartbeat(); err != nil {
 				return err
 			}
-		case <-appended:
-		case <-refill:
-		case <-now:
+		case <-w.Appended:
+		case <-w.Rescan:
+		case <-w.Timer:
 		}
 	}
 }
-
-var closedTime = func() <-chan time.Time {
-	ch := make(chan time.Time)
-	close(ch)
-	return ch
-}()
 
 // read turns the connection's bytes into packets until it fails.
 func (s *session) read(ctx context.Context, in chan<- Packet, fail chan<- error) {
@@ -434,80 +353,11 @@ func clip(b []byte) string {
 	return string(b)
 }
 
-// room is how many more seqs may be sent now.
-func (s *session) room() int {
-	if !s.c.o.Ack {
-		return maxBatch
-	}
-	return s.c.o.Window - len(s.inflight)
-}
-
-// fill sends what there is room for: live messages first, then the backlog
-// oldest first. more reports that it stopped with work left.
-func (s *session) fill() (more bool, err error) {
-	defer s.flushAcks()
-	handled := 0
-	for handled < maxBatch {
-		room := min(s.room(), maxBatch-handled)
-		if room <= 0 {
-			return false, nil
-		}
-		ms, err := s.c.o.Store.Unacked(s.c.o.Name, s.liveNext, 0, room)
-		if err != nil {
-			return false, fmt.Errorf("read buffer: %w", err)
-		}
-		for _, m := range ms {
-			s.liveNext = m.Seq + 1
-			if err := s.send(m, false); err != nil {
-				return false, err
-			}
-		}
-		handled += len(ms)
-		if len(ms) < room {
-			break
-		}
-	}
-	for s.backNext < s.liveFrom && handled < maxBatch {
-		room := min(s.room(), maxBatch-handled, s.bucket.Available())
-		if room <= 0 {
-			break
-		}
-		ms, err := s.c.o.Store.Unacked(s.c.o.Name, s.backNext, s.liveFrom, room)
-		if err != nil {
-			return false, fmt.Errorf("read buffer: %w", err)
-		}
-		if len(ms) == 0 {
-			s.backNext = s.liveFrom
-			break
-		}
-		for _, m := range ms {
-			s.backNext = m.Seq + 1
-			s.bucket.Take()
-			if err := s.send(m, true); err != nil {
-				return false, err
-			}
-		}
-		handled += len(ms)
-	}
-	return handled >= maxBatch && s.room() > 0, nil
-}
-
-// flushAcks acknowledges what needs no 9014: skipped seqs, and written ones
-// when acks are off.
-func (s *session) flushAcks() {
-	if len(s.toAck) == 0 {
-		return
-	}
-	if err := s.c.o.Store.Ack(s.c.o.Name, s.toAck...); err != nil {
-		s.c.log.Error("cannot record acknowledgements in the buffer; they will be sent again", "err", err, "first", s.toAck[0], "count", len(s.toAck))
-	}
-	s.toAck = s.toAck[:0]
-}
-
-// send writes a message's packets.
-func (s *session) send(m *edge.Message, resend bool) error {
-	if _, busy := s.inflight[m.Seq]; busy {
-		return nil
+// send writes a message's packets; for a seq in flight (its OverTime ran
+// out) only the packets not yet answered, RF=1.
+func (s *session) send(m *edge.Message, resend bool) (uplink.Sent, error) {
+	if f := s.inflight[m.Seq]; f != nil {
+		return s.again(f)
 	}
 	parts, err := s.c.enc.Packets(m, resend)
 	var frames [][]byte
@@ -521,34 +371,51 @@ func (s *session) send(m *edge.Message, resend bool) error {
 			s.failed[m.Seq] = true
 			s.c.log.Error("cannot encode a buffered message; it stays in the buffer", "seq", m.Seq, "err", err)
 		}
-		return nil
+		return uplink.Sent{Outcome: uplink.Keep}, nil
 	}
 	if len(parts) == 0 {
-		s.toAck = append(s.toAck, m.Seq)
-		s.c.update(func(st *Stats) { st.Skipped++ })
-		return nil
+		return uplink.Sent{Outcome: uplink.Done}, nil
 	}
 	if err := s.write(frames...); err != nil {
-		return err
+		return uplink.Sent{Outcome: uplink.Keep, Packets: len(parts)}, err
 	}
 	if s.c.o.OnSend != nil {
 		s.c.o.OnSend(m, resend)
 	}
-	s.c.update(func(st *Stats) {
-		st.Sent += uint64(len(parts))
-		if resend {
-			st.Resent += uint64(len(parts))
-		}
-	})
 	if !s.c.o.Ack {
-		s.toAck = append(s.toAck, m.Seq)
-		s.c.update(func(st *Stats) { st.Acked++ })
-		return nil
+		return uplink.Sent{Outcome: uplink.Done, Packets: len(parts)}, nil
 	}
-	f := &flight{m: m, qn: parts[0].QN, acked: make([]bool, len(parts)), left: len(parts), sentAt: time.Now()}
+	f := &flight{m: m, qn: parts[0].QN, acked: make([]bool, len(parts)), left: len(parts)}
 	s.inflight[m.Seq] = f
 	s.byQN[f.qn] = append(s.byQN[f.qn], f)
-	return nil
+	return uplink.Sent{Outcome: uplink.Await, Packets: len(parts)}, nil
+}
+
+// again sends, RF=1, the packets of a flight not yet answered.
+func (s *session) again(f *flight) (uplink.Sent, error) {
+	parts, err := s.c.enc.Packets(f.m, true)
+	if err != nil || len(parts) != len(f.acked) {
+		return uplink.Sent{}, fmt.Errorf("seq %d: re-encoding gave %d packets, first time %d: %v", f.m.Seq, len(parts), len(f.acked), err)
+	}
+	var todo []Packet
+	for i, p := range parts {
+		if !f.acked[i] {
+			todo = append(todo, p)
+		}
+	}
+	frames, err := s.encode(todo)
+	if err != nil {
+		return uplink.Sent{}, fmt.Errorf("seq %d: %w", f.m.Seq, err)
+	}
+	s.c.log.Debug("no 9014 in time; sending again", "seq", f.m.Seq, "qn", f.qn, "packets", len(todo))
+	if err := s.write(frames...); err != nil {
+		return uplink.Sent{Outcome: uplink.Await, Packets: len(todo)}, err
+	}
+	if s.c.o.OnSend != nil {
+		s.c.o.OnSend(f.m, true)
+	}
+	f.unnamed = 0
+	return uplink.Sent{Outcome: uplink.Await, Packets: len(todo)}, nil
 }
 
 func (s *session) encode(ps []Packet) ([][]byte, error) {
@@ -587,66 +454,6 @@ func (s *session) writePackets(ps ...Packet) error {
 	return s.write(frames...)
 }
 
-// nextDeadline is how long until the oldest flight's OverTime runs out.
-func (s *session) nextDeadline() time.Duration {
-	ot, _ := s.c.limits()
-	next := time.Hour
-	now := time.Now()
-	for _, f := range s.inflight {
-		next = min(next, max(0, f.sentAt.Add(ot).Sub(now)))
-	}
-	return next
-}
-
-// timeouts sends again, RF=1, the packets of flights whose OverTime ran
-// out, and drops the connection when one has been sent ReCount times
-// again.
-func (s *session) timeouts() error {
-	ot, rc := s.c.limits()
-	now := time.Now()
-	seqs := make([]uint64, 0, len(s.inflight))
-	for seq, f := range s.inflight {
-		if now.Sub(f.sentAt) >= ot {
-			seqs = append(seqs, seq)
-		}
-	}
-	slices.Sort(seqs)
-	for _, seq := range seqs {
-		f := s.inflight[seq]
-		if f.tries >= rc {
-			s.c.update(func(st *Stats) { st.Timeouts++ })
-			return fmt.Errorf("seq %d (QN %s): no 9014 for %d of %d packets after %d sends, %s apart; the next connection sends it again",
-				seq, f.qn, f.left, len(f.acked), f.tries+1, ot)
-		}
-		parts, err := s.c.enc.Packets(f.m, true)
-		if err != nil || len(parts) != len(f.acked) {
-			return fmt.Errorf("seq %d: re-encoding gave %d packets, first time %d: %v", seq, len(parts), len(f.acked), err)
-		}
-		var todo []Packet
-		for i, p := range parts {
-			if !f.acked[i] {
-				todo = append(todo, p)
-			}
-		}
-		frames, err := s.encode(todo)
-		if err != nil {
-			return fmt.Errorf("seq %d: %w", seq, err)
-		}
-		s.c.log.Debug("no 9014 in time; sending again", "seq", seq, "qn", f.qn, "packets", len(todo), "try", f.tries+2)
-		if err := s.write(frames...); err != nil {
-			return err
-		}
-		if s.c.o.OnSend != nil {
-			s.c.o.OnSend(f.m, true)
-		}
-		f.tries++
-		f.unnamed = 0
-		f.sentAt = time.Now()
-		s.c.update(func(st *Stats) { st.Sent += uint64(len(todo)); st.Resent += uint64(len(todo)) })
-	}
-	return nil
-}
-
 // dataAck books a 9014: the packet it names, and the seq once all its
 // packets are answered.
 func (s *session) dataAck(p Packet) {
@@ -656,14 +463,17 @@ func (s *session) dataAck(p Packet) {
 	}
 	fl := s.byQN[p.QN]
 	if len(fl) == 0 {
-		s.c.log.Debug("9014 for no packet in flight (late or repeated)", "qn", p.QN)
+		// Late or repeated, or for a seq not sent on this connection: it
+		// acknowledges nothing.
+		s.c.update(func(st *Stats) { st.AcksIgnored++ })
+		s.c.log.Debug("9014 for no packet in flight on this connection; ignored", "qn", p.QN)
 		return
 	}
 	f := fl[0]
 	switch {
 	case p.IsSplit():
-		if p.PNUM != len(f.acked) {
-			s.c.log.Warn("9014 names a packet count we did not send", "qn", p.QN, "pnum", p.PNUM, "sent", len(f.acked))
+		if p.PNUM != len(f.acked) || p.PNO < 1 || p.PNO > p.PNUM {
+			s.c.log.Warn("9014 names a packet count we did not send", "qn", p.QN, "pnum", p.PNUM, "pno", p.PNO, "sent", len(f.acked))
 			return
 		}
 		if i := p.PNO - 1; !f.acked[i] {
@@ -691,11 +501,7 @@ func (s *session) dataAck(p Packet) {
 	} else {
 		s.byQN[p.QN] = fl[1:]
 	}
-	if err := s.c.o.Store.Ack(s.c.o.Name, f.m.Seq); err != nil {
-		s.c.log.Error("cannot record the platform's acknowledgement in the buffer; the seq will be sent again", "seq", f.m.Seq, "err", err)
-		return
-	}
-	s.c.update(func(st *Stats) { st.Acked++ })
+	s.c.d.Confirm(f.m.Seq)
 }
 
 // heartbeat sends a 9015 (2025).

@@ -324,15 +324,8 @@ func TestEndToEnd(t *testing.T) {
 			if tc.enc != "" {
 				o.SM4Key, o.SM4Encoding = key, tc.enc
 			}
-			store := &checkedStore{Memory: mem, pf: pf}
-			o.Store = store
-			c, err := New(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			store.enc = c.Encoder()
-
-			// The backlog: there before the client connects.
+			// The backlog: there before the client starts (appended by an
+			// earlier run of the collector).
 			start := at(8, 0, 0, 0)
 			var msgs []*edge.Message
 			for i := range 30 {
@@ -342,6 +335,13 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			backlogTo := mem.LastSeq()
+			store := &checkedStore{Memory: mem, pf: pf}
+			o.Store = store
+			c, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store.enc = c.Encoder()
 
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -587,8 +587,8 @@ func TestCommands(t *testing.T) {
 	s.send(req("20240501100000001", CNSetOverTime, "OverTime=5;ReCount=1"))
 	s.expect(CNQnRtn, "20240501100000001", "QnRtn=1")
 	s.expect(CNExeRtn, "20240501100000001", "ExeRtn=1")
-	if st := c.Stats(); st.OverTime != 5*time.Second || st.ReCount != 1 {
-		t.Errorf("after 1000: OverTime %s ReCount %d", st.OverTime, st.ReCount)
+	if ot, rc := c.Limits(); ot != 5*time.Second || rc != 1 {
+		t.Errorf("after 1000: OverTime %s ReCount %d", ot, rc)
 	}
 	s.send(req("20240501100000002", CNSetOverTime, "OverTime=0;ReCount=x"))
 	s.expect(CNQnRtn, "20240501100000002", "QnRtn=1")

@@ -7,7 +7,10 @@
 //
 // What it is for: getting every rt and stat message in the buffer to the
 // platform, oldest backlog first beside the live ones, each seq under one QN,
-// and acknowledging a seq in the buffer only once the platform has it.
+// and acknowledging a seq in the buffer only once the platform has it. The
+// order, window, backlog rate, OverTime resends and reconnects are package
+// uplink's delivery algorithm, shared with MQTT; this package keeps the
+// QN/PNO bookkeeping of 9014 answers and the platform's commands.
 //
 // What it must never do:
 //   - acknowledge a seq in the buffer before the platform's CN=9014 answer

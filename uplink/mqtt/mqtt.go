@@ -1,15 +1,18 @@
 // Package mqtt is the MQTT transport of the native JSON format: it publishes
 // buffered messages at QoS 1 and acknowledges them in the buffer only after
 // the broker's PUBACK (or, in platform-ack mode, the platform's answer on
-// .../ack).
+// .../ack). What goes next, with which resend mark, and when a seq may be
+// acknowledged is package uplink's delivery algorithm; this package holds
+// the topics, the paho client and its tokens, and the platform's answers.
 //
 // paho v1 completes a publish token without error when a connection drops
 // and is re-established, so this package never lets paho reconnect or resume:
 // every connection is a fresh client with a clean session, and on every new
-// connection everything the buffer still holds unacknowledged is sent again
-// (resend: true). A token counts only if it completed without error on the
-// connection it was published on. This package must never acknowledge a
-// message the broker did not confirm.
+// connection everything the buffer still holds unacknowledged is sent again.
+// A token counts only if it completed without error on the connection it was
+// published on. This package must never acknowledge a message the broker
+// (or, in platform-ack mode, the platform) did not confirm, and never reads
+// more of a platform acknowledgement than MaxAckBytes.
 package mqtt
 
 import (
@@ -18,25 +21,29 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"sort"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hazwatch/edgecollector/edge"
-	"github.com/hazwatch/edgecollector/uplink/backlograte"
+	"github.com/hazwatch/edgecollector/uplink"
 	"github.com/hazwatch/edgecollector/uplink/jsonfmt"
 )
 
 // Store is what the uplink needs of the buffer.
-type Store interface {
-	Unacked(uplink string, from, to uint64, max int) ([]*edge.Message, error)
-	Ack(uplink string, seqs ...uint64) error
-	LastSeq() uint64
-	Appended() <-chan struct{}
-}
+type Store = uplink.Store
+
+// Stats count the uplink's work (Sent counts publishes).
+type Stats = uplink.Stats
+
+// Limits of a platform acknowledgement on .../ack (docs/uplink-format.md):
+// a bigger payload, or one naming more seqs, is refused whole, logged
+// truncated and counted in Stats.AcksRejected.
+const (
+	MaxAckBytes = 16 << 10
+	MaxAckSeqs  = 4096
+)
 
 // Opts configure the uplink. Zero values take the documented defaults.
 type Opts struct {
@@ -73,19 +80,7 @@ type Opts struct {
 type Uplink struct {
 	o   Opts
 	log *slog.Logger
-	mu  sync.Mutex
-	st  Stats
-}
-
-// Stats count the uplink's work.
-type Stats struct {
-	Connected bool
-	Connects  uint64
-	Published uint64
-	Resent    uint64
-	Acked     uint64
-	LastError string
-	Since     time.Time
+	d   *uplink.Delivery
 }
 
 // New checks the options and returns an uplink; Run starts it.
@@ -111,12 +106,6 @@ func New(o Opts) (*Uplink, error) {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 30 * time.Second
 	}
-	if o.ReconnectMin <= 0 {
-		o.ReconnectMin = time.Second
-	}
-	if o.ReconnectMax < o.ReconnectMin {
-		o.ReconnectMax = max(60*time.Second, o.ReconnectMin)
-	}
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = 30 * time.Second
 	}
@@ -129,7 +118,19 @@ func New(o Opts) (*Uplink, error) {
 	if o.Status == nil {
 		o.Status = func() jsonfmt.Heartbeat { return jsonfmt.Heartbeat{} }
 	}
-	return &Uplink{o: o, log: o.Logger.With("component", "uplink", "uplink", o.Name, "url", o.URL)}, nil
+	u := &Uplink{o: o, log: o.Logger.With("component", "uplink", "uplink", o.Name, "url", o.URL)}
+	do := uplink.DefaultOpts()
+	do.Name, do.Store, do.Window, do.BacklogRate, do.Logger = o.Name, o.Store, o.Inflight, o.BacklogRate, u.log
+	do.ReconnectMin, do.ReconnectMax = o.ReconnectMin, o.ReconnectMax
+	if o.PlatformAck {
+		do.Timeout = o.AckTimeout
+	}
+	d, err := uplink.New(do)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	u.d = d
+	return u, nil
 }
 
 // Topic is {prefix}/{enterprise}/{gateway}/{leaf}.
@@ -150,52 +151,11 @@ func (u *Uplink) topicOf(k edge.Kind) string {
 }
 
 // Stats returns a copy of the counters.
-func (u *Uplink) Stats() Stats {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.st
-}
-
-func (u *Uplink) update(f func(*Stats)) {
-	u.mu.Lock()
-	f(&u.st)
-	u.mu.Unlock()
-}
+func (u *Uplink) Stats() Stats { return u.d.Stats() }
 
 // Run connects, publishes and reconnects until ctx ends. It never gives up.
 func (u *Uplink) Run(ctx context.Context) error {
-	backoff := u.o.ReconnectMin
-	for {
-		up, err := u.connection(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		u.update(func(s *Stats) { s.Connected = false; s.LastError = errString(err) })
-		if up > time.Minute {
-			backoff = u.o.ReconnectMin
-		}
-		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
-		u.log.Warn("MQTT connection ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, u.o.ReconnectMax)
-	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-type pending struct {
-	m       *edge.Message
-	resend  bool
-	payload []byte
+	return u.d.Run(ctx, u.connection)
 }
 
 type completion struct {
@@ -203,11 +163,12 @@ type completion struct {
 	err error
 }
 
-// connection runs one connection from connect to loss; it returns how long
-// the connection was up.
-func (u *Uplink) connection(ctx context.Context) (time.Duration, error) {
+// connection runs one connection from connect to loss.
+func (u *Uplink) connection(ctx context.Context) error {
 	lost := make(chan error, 1)
 	acks := make(chan []uint64, 16)
+	stop := make(chan struct{})
+	defer close(stop)
 	opts := paho.NewClientOptions().
 		AddBroker(u.o.URL).
 		SetClientID(u.o.ClientID).
@@ -237,37 +198,68 @@ func (u *Uplink) connection(ctx context.Context) (time.Duration, error) {
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 	if err := tok.Error(); err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %w", err)
 	}
-	start := time.Now()
 	defer c.Disconnect(250)
-	u.update(func(s *Stats) { s.Connected = true; s.Connects++; s.Since = start })
 	u.log.Info("connected to the MQTT broker")
 	if u.o.PlatformAck {
 		st := c.Subscribe(u.Topic("ack"), 1, func(_ paho.Client, msg paho.Message) {
-			a, err := jsonfmt.ParseAck(msg.Payload())
-			if err != nil {
-				u.log.Warn("platform acknowledgement is not {\"seqs\":[...]}", "err", err, "payload", string(msg.Payload()))
+			seqs, ok := u.parseAck(msg.Payload())
+			if !ok {
 				return
 			}
-			acks <- a.Seqs
+			select {
+			case acks <- seqs:
+			case <-stop:
+			}
 		})
 		if !st.WaitTimeout(10*time.Second) || st.Error() != nil {
-			return time.Since(start), fmt.Errorf("subscribe %s: %v", u.Topic("ack"), st.Error())
+			return fmt.Errorf("subscribe %s: %v", u.Topic("ack"), st.Error())
 		}
 	}
 	c.Publish(u.Topic("status"), 1, true, u.o.Encoder.Online(time.Now(), u.o.Status()))
 	if u.o.Meta != nil {
 		c.Publish(u.Topic("meta"), 1, true, u.o.Meta())
 	}
+	u.d.Begin()
 	err := u.session(ctx, c, lost, acks)
 	if ctx.Err() != nil {
 		c.Publish(u.Topic("status"), 1, true, u.o.Encoder.Offline()).WaitTimeout(time.Second)
 	}
-	return time.Since(start), err
+	return err
+}
+
+// parseAck reads a platform acknowledgement: at most MaxAckBytes of JSON
+// naming at most MaxAckSeqs seqs. Anything else is logged truncated, counted
+// and refused whole.
+func (u *Uplink) parseAck(b []byte) ([]uint64, bool) {
+	reject := func(why string, err error) ([]uint64, bool) {
+		u.d.Update(func(s *Stats) { s.AcksRejected++ })
+		u.log.Warn("platform acknowledgement refused: "+why, "err", err, "bytes", len(b), "payload", clip(b))
+		return nil, false
+	}
+	if len(b) > MaxAckBytes {
+		return reject(fmt.Sprintf("over %d bytes", MaxAckBytes), nil)
+	}
+	a, err := jsonfmt.ParseAck(b)
+	if err != nil {
+		return reject(`not {"seqs":[...]}`, err)
+	}
+	if len(a.Seqs) > MaxAckSeqs {
+		return reject(fmt.Sprintf("names %d seqs, over %d", len(a.Seqs), MaxAckSeqs), nil)
+	}
+	return a.Seqs, true
+}
+
+// clip is at most 200 bytes of b, for a log line.
+func clip(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
 }
 
 // session publishes until the connection is lost or ctx ends.
@@ -277,39 +269,34 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
 
-	liveFrom := u.o.Store.LastSeq() + 1 // everything below was there at connect: the backlog
-	liveNext, backNext := liveFrom, uint64(1)
-	inflight := map[uint64]pending{}
-	awaiting := map[uint64]time.Time{} // platform-ack mode: published, waiting for the platform
-	var resend []uint64                // platform-ack timeouts to publish again
-	bucket := backlograte.New(u.o.BacklogRate)
 	hb := time.NewTicker(u.o.Heartbeat)
 	defer hb.Stop()
-	ackCheck := time.NewTicker(max(time.Second, u.o.AckTimeout/4))
-	defer ackCheck.Stop()
 	// paho keeps a payload until its PUBACK: each message in flight has its
 	// own buffer, and a confirmed message's buffer is reused. (One that
 	// failed is left to the collector: this client is done with anyway.)
+	inflight := map[uint64][]byte{}
 	var free [][]byte
 	last := 0
-
-	publish := func(m *edge.Message, isResend bool) {
+	outcome := uplink.Await
+	if u.o.PlatformAck {
+		outcome = uplink.HandOver
+	}
+	send := func(m *edge.Message, resend bool) (uplink.Sent, error) {
+		if _, busy := inflight[m.Seq]; busy {
+			// Still with paho from an earlier publish: its PUBACK or
+			// failure comes, and the platform's answer counts for it.
+			return uplink.Sent{Outcome: outcome}, nil
+		}
 		var buf []byte
 		if n := len(free); n > 0 {
 			buf, free = free[n-1][:0], free[:n-1]
 		} else {
 			buf = make([]byte, 0, last+last/8+256)
 		}
-		buf = u.o.Encoder.Message(buf, m, isResend, time.Now())
+		buf = u.o.Encoder.Message(buf, m, resend, time.Now())
 		last = len(buf)
 		tok := c.Publish(u.topicOf(m.Kind), 1, false, buf)
-		inflight[m.Seq] = pending{m, isResend, buf}
-		u.update(func(s *Stats) {
-			s.Published++
-			if isResend {
-				s.Resent++
-			}
-		})
+		inflight[m.Seq] = buf
 		wg.Add(1)
 		go func(seq uint64) {
 			defer wg.Done()
@@ -322,87 +309,21 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 			case <-stop:
 			}
 		}(m.Seq)
+		return uplink.Sent{Outcome: outcome, Packets: 1}, nil
 	}
-	ackStore := func(seqs []uint64) {
-		if len(seqs) == 0 {
-			return
-		}
-		if err := u.o.Store.Ack(u.o.Name, seqs...); err != nil {
-			u.log.Error("cannot record acknowledgements in the buffer", "err", err)
-			return
-		}
-		u.update(func(s *Stats) { s.Acked += uint64(len(seqs)) })
-	}
-	fill := func() error {
-		room := u.o.Inflight - len(inflight)
-		if room <= 0 {
-			return nil
-		}
-		// Live first: messages appended since the connection came up.
-		ms, err := u.o.Store.Unacked(u.o.Name, liveNext, 0, room)
+	for {
+		w, err := u.d.Step(send)
 		if err != nil {
 			return err
 		}
-		for _, m := range ms {
-			if _, busy := inflight[m.Seq]; !busy {
-				publish(m, false)
-			}
-			liveNext = m.Seq + 1
-		}
-		// Then the backlog and platform-ack timeouts, oldest first, at the
-		// configured rate.
-		for len(inflight) < u.o.Inflight && len(resend) > 0 && bucket.Take() {
-			seq := resend[0]
-			resend = resend[1:]
-			if _, busy := inflight[seq]; busy {
-				continue
-			}
-			if ms, err := u.o.Store.Unacked(u.o.Name, seq, seq+1, 1); err == nil && len(ms) == 1 {
-				publish(ms[0], true)
-			}
-		}
-		for len(inflight) < u.o.Inflight && backNext < liveFrom {
-			n := min(u.o.Inflight-len(inflight), bucket.Available())
-			if n <= 0 {
-				break
-			}
-			ms, err := u.o.Store.Unacked(u.o.Name, backNext, liveFrom, n)
-			if err != nil {
-				return err
-			}
-			if len(ms) == 0 {
-				backNext = liveFrom
-				break
-			}
-			for _, m := range ms {
-				if _, busy := inflight[m.Seq]; !busy {
-					if _, waiting := awaiting[m.Seq]; !waiting {
-						bucket.Take()
-						publish(m, true)
-					}
-				}
-				backNext = m.Seq + 1
-			}
-		}
-		return nil
-	}
-
-	for {
-		if err := fill(); err != nil {
-			return fmt.Errorf("read buffer: %w", err)
-		}
-		var refill <-chan time.Time
-		if bucket.Limited() && (backNext < liveFrom || len(resend) > 0) && len(inflight) < u.o.Inflight {
-			refill = time.After(bucket.Wait())
-		}
 		select {
 		case <-ctx.Done():
-			u.drain(done, inflight, awaiting, ackStore)
+			u.drain(done, inflight)
 			return ctx.Err()
 		case err := <-lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case r := <-done:
-			p, ok := inflight[r.seq]
+			payload, ok := inflight[r.seq]
 			if !ok {
 				continue
 			}
@@ -412,64 +333,38 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 				// goes out again, on a new connection.
 				return fmt.Errorf("publish seq %d not confirmed: %w", r.seq, r.err)
 			}
-			if len(free) < u.o.Inflight && cap(p.payload) <= 4<<20 {
-				free = append(free, p.payload)
+			if len(free) < u.o.Inflight && cap(payload) <= 4<<20 {
+				free = append(free, payload)
 			}
 			if u.o.PlatformAck {
-				awaiting[p.m.Seq] = time.Now()
+				u.d.Handed(r.seq)
 			} else {
-				ackStore([]uint64{r.seq})
+				u.d.Confirm(r.seq)
 			}
 		case seqs := <-acks:
-			var mine []uint64
-			for _, s := range seqs {
-				if _, ok := awaiting[s]; ok {
-					delete(awaiting, s)
-				}
-				mine = append(mine, s)
-			}
-			ackStore(mine)
-		case <-ackCheck.C:
-			now := time.Now()
-			var late []uint64
-			for s, at := range awaiting {
-				if now.Sub(at) >= u.o.AckTimeout {
-					late = append(late, s)
-					delete(awaiting, s)
-				}
-			}
-			if len(late) > 0 {
-				sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
-				u.log.Warn("platform did not acknowledge in time; resending", "count", len(late), "first", late[0])
-				resend = mergeSorted(resend, late)
-			}
+			u.d.Confirm(seqs...)
 		case <-hb.C:
 			c.Publish(u.Topic("status"), 1, true, u.o.Encoder.Online(time.Now(), u.o.Status()))
-		case <-u.o.Store.Appended():
-		case <-refill:
+		case <-w.Appended:
+		case <-w.Rescan:
+		case <-w.Timer:
 		}
 	}
 }
 
 // drain waits (bounded) for PUBACKs of what is in flight at shutdown.
-func (u *Uplink) drain(done <-chan completion, inflight map[uint64]pending, awaiting map[uint64]time.Time, ack func([]uint64)) {
+func (u *Uplink) drain(done <-chan completion, inflight map[uint64][]byte) {
 	deadline := time.After(u.o.DrainTimeout)
 	for len(inflight) > 0 {
 		select {
 		case r := <-done:
 			delete(inflight, r.seq)
 			if r.err == nil && !u.o.PlatformAck {
-				ack([]uint64{r.seq})
+				u.d.Confirm(r.seq)
 			}
 		case <-deadline:
 			u.log.Warn("shutting down with publishes unconfirmed; they will be sent again", "count", len(inflight))
 			return
 		}
 	}
-}
-
-func mergeSorted(a, b []uint64) []uint64 {
-	out := append(append([]uint64(nil), a...), b...)
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
