@@ -22,8 +22,11 @@ import (
 // runParts is what Run gives the poll groups it starts; a reload starts and
 // stops groups under it.
 type runParts struct {
-	ctx    context.Context
-	wg     interface{ Add(int); Done() }
+	ctx context.Context
+	wg  interface {
+		Add(int)
+		Done()
+	}
 	errs   chan error
 	groups map[*groupRun]bool
 }
