@@ -80,8 +80,8 @@ func scanFile(path string, mac func() hash.Hash, c chain, cont, last bool) (chai
 		case !c.started && !cont:
 			c.started, c.firstN, c.firstPrev = true, p.n, p.prev
 		case p.n != c.n+1 && line == 1:
-			return c, fmt.Errorf("%s starts at entry %d, but the chain before it ends at entry %d: entries %d-%d are missing (a rotated file was removed or replaced)",
-				name, p.n, c.n, c.n+1, p.n-1)
+			return c, fmt.Errorf("%s starts at entry %d, but the chain before it ends at entry %d: %s missing (a rotated file was removed or replaced)",
+				name, p.n, c.n, span(c.n+1, p.n-1))
 		case p.n != c.n+1:
 			return c, fmt.Errorf("%s line %d: entry %d follows entry %d: an entry was removed or moved", name, line, p.n, c.n)
 		case p.prev != c.head && line == 1:
@@ -128,8 +128,8 @@ func (c *chain) checkStart(where string) (string, error) {
 	case c.firstN == 1 || c.firstN == 0:
 		return "", fmt.Errorf("%s: entry %d does not start from the genesis hash: the chain was rewritten", where, c.firstN)
 	case c.prune == nil:
-		return "", fmt.Errorf("%s: the log starts at entry %d, and no pruning entry accounts for entries 1-%d: the oldest file or the first entries were removed",
-			where, c.firstN, c.firstN-1)
+		return "", fmt.Errorf("%s: the log starts at entry %d, and no pruning entry accounts for %s: the oldest file or the first entries were removed",
+			where, c.firstN, span(1, c.firstN-1))
 	case c.prune.n == c.firstN && c.prune.prev == c.firstPrev:
 		return "", nil
 	case c.prune.n > c.firstN:
@@ -137,8 +137,8 @@ func (c *chain) checkStart(where string) (string, error) {
 	case c.prune.n == c.firstN:
 		return "", fmt.Errorf("%s: entry %d does not follow the hash the last pruning named: the chain was rewritten", where, c.firstN)
 	default:
-		return "", fmt.Errorf("%s: the log starts at entry %d, but the last pruning left it starting at entry %d: entries %d-%d were removed",
-			where, c.firstN, c.prune.n, c.prune.n, c.firstN-1)
+		return "", fmt.Errorf("%s: the log starts at entry %d, but the last pruning left it starting at entry %d: %s removed since",
+			where, c.firstN, c.prune.n, span(c.prune.n, c.firstN-1))
 	}
 }
 
@@ -257,4 +257,12 @@ func entries(n int) string {
 		return "one entry"
 	}
 	return fmt.Sprintf("%d entries", n)
+}
+
+// span names entries a to b.
+func span(a, b uint64) string {
+	if a >= b {
+		return fmt.Sprintf("entry %d", a)
+	}
+	return fmt.Sprintf("entries %d-%d", a, b)
 }
