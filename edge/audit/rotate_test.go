@@ -412,7 +412,7 @@ func TestFailedWriteIsCutOff(t *testing.T) {
 }
 
 // TestManyEntriesAcrossFiles writes *manyEntries entries (5,000; the full
-// proof: go test ./edge/audit -run TestManyEntriesAcrossFiles -audit.entries=100000 -v)
+// proof: go test ./edge/audit -run TestManyEntriesAcrossFiles -v -args -audit.entries=100000)
 // across several files, verifies them, and shows that removing the first,
 // a middle or the last rotated file, or editing one entry, is caught.
 func TestManyEntriesAcrossFiles(t *testing.T) {
