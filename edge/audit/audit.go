@@ -236,7 +236,7 @@ func New(o Opts) (*Log, error) {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	l.f = f
-	if statErr != nil && len(l.rotated) > 0 {
+	if l.fileEntries == 0 && len(l.rotated) > 0 { // no active file, or an empty one: a stop mid-rotation
 		last := l.rotated[len(l.rotated)-1]
 		if _, err := l.append(o.Now(), l.rotationRec(last, "finished at the next start")); err != nil {
 			f.Close()

@@ -330,18 +330,28 @@ func TestOpenRefusesABrokenLink(t *testing.T) {
 // file's first entry, leaves no active file: the next start finishes the
 // rotation and the chain goes on.
 func TestStopInTheMiddleOfARotation(t *testing.T) {
-	o, _ := smallOpts(t, nil)
-	fill(t, o, 10)
-	first := firstLine(t, o.Path)
-	os.Rename(o.Path, filepath.Join(filepath.Dir(o.Path), rotatedName(o.Path, first.n)))
-	l, err := New(o)
-	if err != nil || !strings.Contains(l.Repaired, "rotation") {
-		t.Fatalf("open after a stop mid-rotation: %v %q", err, l.Repaired)
-	}
-	l.Record("system", "started", "", "", "")
-	l.Close()
-	if r, err := Verify(o.Path, nil, ""); err != nil || r.Files != 2 || r.Last != 12 {
-		t.Fatalf("%+v %v", r, err)
+	for _, empty := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no active file", true: "an empty active file"}[empty], func(t *testing.T) {
+			o, _ := smallOpts(t, nil)
+			fill(t, o, 10)
+			first := firstLine(t, o.Path)
+			os.Rename(o.Path, filepath.Join(filepath.Dir(o.Path), rotatedName(o.Path, first.n)))
+			if empty {
+				os.WriteFile(o.Path, nil, 0o600)
+			}
+			l, err := New(o)
+			if err != nil || !strings.Contains(l.Repaired, "rotation") {
+				t.Fatalf("open after a stop mid-rotation: %v %q", err, l.Repaired)
+			}
+			l.Record("system", "started", "", "", "")
+			l.Close()
+			if r, err := Verify(o.Path, nil, ""); err != nil || r.Files != 2 || r.Last != 12 {
+				t.Fatalf("%+v %v", r, err)
+			}
+			if e := firstLine(t, o.Path); e.typ != "rotated" {
+				t.Fatalf("the new file starts with %+v, want the rotation entry", e)
+			}
+		})
 	}
 }
 
@@ -443,4 +453,51 @@ func TestManyEntriesAcrossFiles(t *testing.T) {
 	if _, err := Verify(o.Path, o.Key, ""); err == nil {
 		t.Fatal("an edited entry in the middle file not detected")
 	}
+}
+
+// TestHeadSeveralBehind: when the head file could not be written for a
+// few entries (a disk too full for its temporary file) the start moves it
+// on rather than refusing; a head ahead of the chain is still a break.
+func TestHeadSeveralBehind(t *testing.T) {
+	o, _ := smallOpts(t, nil)
+	fill(t, o, 5)
+	old, _ := os.ReadFile(HeadFile(o.Path))
+	fill(t, o, 3)
+	os.WriteFile(HeadFile(o.Path), old, 0o600)
+	if r, err := Verify(o.Path, nil, ""); err != nil || !strings.Contains(r.Note, "3 entries behind") {
+		t.Fatalf("verify: %+v %v", r, err)
+	}
+	l, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(l.Repaired, "3 entries behind") {
+		t.Fatalf("open: %q", l.Repaired)
+	}
+	l.Close()
+	os.WriteFile(HeadFile(o.Path), []byte("9 "+strings.Repeat("ab", 32)+"\n"), 0o600)
+	if _, err := New(o); err == nil {
+		t.Fatal("a head that is not in the chain was accepted")
+	}
+}
+
+// FuzzParseLine: no line read from disk makes the decoder panic, and a
+// line it accepts is exactly what it would write.
+func FuzzParseLine(f *testing.F) {
+	for _, name := range []string{"v1.log", "v1-hmac.log"} {
+		b, _ := os.ReadFile(filepath.Join("testdata", name))
+		for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+			f.Add(l)
+		}
+	}
+	f.Add([]byte(`{"v":2,"n":1,"ts":"","id":"a1","source":"collector","category":"audit","type":"rotated","result":"ok","prev":"","hash":""}` + "\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseLine(b, sha256mac)
+		if err != nil {
+			return
+		}
+		if len(b) == 0 || b[len(b)-1] != '\n' || p.recomputed == "" {
+			t.Fatalf("accepted %q as %+v", b, p)
+		}
+	})
 }
