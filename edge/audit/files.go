@@ -182,9 +182,9 @@ func (l *Log) prune(now time.Time) error {
 		total += r.bytes
 	}
 	k, removed := 0, int64(0)
-	var why []string
+	byCap, byAge := false, false
 	for ; k < len(l.rotated); k++ {
-		next := l.fileStart
+		next := l.fileStart // the entries of file k are all older than the next file's first
 		if k+1 < len(l.rotated) {
 			next = l.rotated[k+1].firstTS
 		}
@@ -193,13 +193,15 @@ func (l *Log) prune(now time.Time) error {
 		if !over && !old {
 			break
 		}
-		if over && !strings.Contains(strings.Join(why, ""), "cap") {
-			why = append(why, fmt.Sprintf("over the cap of %d bytes", l.o.MaxTotalBytes))
-		}
-		if old && !over && !strings.Contains(strings.Join(why, ""), "older") {
-			why = append(why, "older than "+l.o.MaxAge.String())
-		}
+		byCap, byAge = byCap || over, byAge || old && !over
 		removed += l.rotated[k].bytes
+	}
+	var why []string
+	if byCap {
+		why = append(why, fmt.Sprintf("over the cap of %d bytes", l.o.MaxTotalBytes))
+	}
+	if byAge {
+		why = append(why, "older than "+l.o.MaxAge.String())
 	}
 	if k == 0 {
 		return nil
