@@ -468,9 +468,14 @@ type Status struct {
 }
 
 // Audit is the tamper-evident audit log.
+// Rotation and pruning default to edge/audit.DefaultOpts (docs/audit.md).
 type Audit struct {
-	File    string `yaml:"file"`     // default <buffer.dir>/audit.log
-	KeyFile string `yaml:"key_file"` // HMAC key, outside the data dir
+	File          string   `yaml:"file"`            // default <buffer.dir>/audit.log
+	KeyFile       string   `yaml:"key_file"`        // HMAC key, outside the data dir
+	MaxFileBytes  Size     `yaml:"max_file_bytes"`  // rotate the active file at this size
+	MaxFileAge    Duration `yaml:"max_file_age"`    // rotate once its first entry is this old
+	MaxTotalBytes Size     `yaml:"max_total_bytes"` // all files together; the oldest are pruned
+	MaxAge        Duration `yaml:"max_age"`         // prune files older than this (0: by size only)
 }
 
 // Log configures logging.

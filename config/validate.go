@@ -88,9 +88,7 @@ func (v *validator) validate() {
 			v.at("status.listen", "want host:port such as 127.0.0.1:9108 (a bare :9108 binds loopback only), got %q", c.Status.Listen)
 		}
 	}
-	if c.Audit.KeyFile != "" {
-		v.readable("audit.key_file", c.Audit.KeyFile, false)
-	}
+	v.audit()
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.at("log.level", "want one of debug, info, warn, error, got %q", c.Log.Level)
 	}

@@ -222,6 +222,7 @@ const (
 	StateBufferDropped   = "buffer_dropped"
 	StateBufferRecreated = "buffer_recreated"
 	StateClockStep       = "clock_step"
+	StateAuditNearFull   = "audit_near_full" // the audit store nears its cap: its oldest files will be pruned
 )
 
 // ValidStates lists the states each event type may carry.
@@ -229,7 +230,7 @@ var ValidStates = map[EventType][]string{
 	EventAlarm:       {StateRaised, StateCleared, StateAcked},
 	EventFault:       {StateRaised, StateCleared},
 	EventInterlock:   {StateTripped, StateActionDone, StateActionFailed, StateActionVerified, StateActionMismatch, StateReset, StateBypassed, StateBypassExpired},
-	EventSystem:      {StateConfigLoaded, StateConfigRejected, StateBufferDropped, StateBufferRecreated, StateClockStep},
+	EventSystem:      {StateConfigLoaded, StateConfigRejected, StateBufferDropped, StateBufferRecreated, StateClockStep, StateAuditNearFull},
 	EventMaintenance: {StateStarted, StateEnded, StateExpired},
 }
 

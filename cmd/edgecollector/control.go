@@ -85,7 +85,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flags("audit verify", stderr)
 	path := fs.String("c", "", "config file")
-	head := fs.String("head", "", "a head published in a status heartbeat (default: the kept head file)")
+	head := fs.String("head", "", "a head published in a status heartbeat: it must be in the chain (default: the chain must end at the kept head file)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitInvalid
 	}
@@ -103,10 +103,11 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "audit log %s: NOT intact: %v\n", cfg.AuditFile(), err)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "audit log %s: intact, %d entries, head %s\n", cfg.AuditFile(), r.Entries, r.Head)
-	if r.Note != "" {
-		fmt.Fprintf(stdout, "note: %s\n", r.Note)
+	files := fmt.Sprintf("%d files", r.Files)
+	if r.Files == 1 {
+		files = "1 file"
 	}
+	fmt.Fprintf(stdout, "audit log %s: intact, %d entries (%d-%d) in %s, head %s\n", cfg.AuditFile(), r.Entries, r.First, r.Last, files, r.Head)
 	if r.Note != "" {
 		fmt.Fprintf(stdout, "note: %s\n", r.Note)
 	}

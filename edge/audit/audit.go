@@ -7,54 +7,134 @@
 // entry and a chain rewritten from scratch.
 //
 // The log records config loads and rejections, alarm and interlock events,
-// resets, bypasses and acknowledgements. It must never be rewritten in
-// place: entries are only appended.
+// resets, bypasses and acknowledgements. It is never rewritten in place:
+// entries are only appended. The active file is rotated by size and age
+// (renamed to <file>.<first entry, 12 digits>); the first entry of the new
+// file is a "rotated" entry whose prev is the last hash of the file before,
+// so the chain runs on across files. When the files together would pass
+// their cap (or are older than MaxAge) the oldest are pruned, and the
+// pruning is an entry of its own that names where the log now starts:
+// Verify tells a pruned file from a removed one.
 package audit
 
 import (
-	"bufio"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Entry is one line of the log.
-type Entry struct {
-	N       uint64 `json:"n"`
-	TS      string `json:"ts"`
-	Kind    string `json:"kind"`    // config, alarm, fault, interlock, system, control
-	Action  string `json:"action"`  // loaded, raised, reset, bypassed, ...
-	Subject string `json:"subject"` // point, interlock or file
-	Who     string `json:"who,omitempty"`
-	Detail  string `json:"detail,omitempty"`
-	Prev    string `json:"prev"`
-	Hash    string `json:"hash"`
+// Opts configures a Log. Start from DefaultOpts.
+type Opts struct {
+	Path string // the active file
+	Key  []byte // HMAC key (nil: SHA-256)
+	// MaxFileBytes: the active file is rotated once it reaches this size.
+	MaxFileBytes int64
+	// MaxFileAge: the active file is rotated at the first entry after its
+	// first entry is this old (0: no rotation by age).
+	MaxFileAge time.Duration
+	// MaxTotalBytes caps all files together: at a rotation the oldest
+	// files are pruned so that the rest and a full active file fit.
+	MaxTotalBytes int64
+	// MaxAge prunes a rotated file whose entries are all older (0: kept
+	// until the size cap needs the room).
+	MaxAge time.Duration
+	// NearFull is the share of MaxTotalBytes at which OnNearFull is called
+	// (once before each prune).
+	NearFull float64
+	// OnNearFull is called (outside the log's lock) when the files reach
+	// NearFull of their cap.
+	OnNearFull func(Usage)
+	Now        func() time.Time
 }
 
-// Log appends entries to the audit file.
+// DefaultOpts is 4 MiB files rotated at least daily, 64 MiB in all, no
+// pruning by age, a warning at 90 %.
+func DefaultOpts() Opts {
+	return Opts{MaxFileBytes: 4 << 20, MaxFileAge: 24 * time.Hour, MaxTotalBytes: 64 << 20, NearFull: 0.9, Now: time.Now}
+}
+
+// MaxDetail bounds an entry's detail (longer ones are cut and say so).
+const MaxDetail = 8 << 10
+
+func (o *Opts) check() error {
+	d := DefaultOpts()
+	if o.Now == nil {
+		o.Now = d.Now
+	}
+	if o.NearFull <= 0 || o.NearFull > 1 {
+		o.NearFull = d.NearFull
+	}
+	switch {
+	case o.Path == "":
+		return errors.New("audit log: no path")
+	case o.MaxFileBytes < 4<<10:
+		return fmt.Errorf("audit log %s: max_file_bytes %d: want at least 4KiB", o.Path, o.MaxFileBytes)
+	case o.MaxTotalBytes < 2*o.MaxFileBytes:
+		return fmt.Errorf("audit log %s: max_total_bytes %d: want at least twice max_file_bytes (%d)", o.Path, o.MaxTotalBytes, o.MaxFileBytes)
+	case o.MaxFileAge < 0 || o.MaxAge < 0:
+		return fmt.Errorf("audit log %s: negative max_file_age or max_age", o.Path)
+	}
+	return nil
+}
+
+// Rec is what a caller records; the log adds N, TS, the chain and the
+// defaults (ID "a<N>", Source "collector", Result "ok").
+type Rec struct {
+	ID       string
+	Source   string
+	Category string
+	Type     string
+	Subject  string
+	Result   string
+	Detail   string
+}
+
+// Usage is the audit store's size against its cap.
+type Usage struct {
+	Files    int   `json:"files"`
+	Bytes    int64 `json:"bytes"`
+	MaxBytes int64 `json:"max_bytes"`
+	NearFull bool  `json:"near_full"`
+	// First is the oldest entry kept.
+	First uint64 `json:"first"`
+}
+
+// rotFile is a rotated file: its first entry's index, prev and time.
+type rotFile struct {
+	name      string
+	first     uint64
+	firstPrev string
+	firstTS   time.Time
+	bytes     int64
+}
+
+// Log appends entries to the audit files.
 type Log struct {
 	mu   sync.Mutex
-	path string
-	key  []byte
+	o    Opts
 	f    *os.File
 	n    uint64
 	head string
-	now  func() time.Time
+	// the active file: entries, bytes, first entry's index, prev and time
+	fileEntries   uint64
+	fileBytes     int64
+	fileFirst     uint64
+	fileFirstPrev string
+	fileStart     time.Time
+	rotated       []rotFile
+	warned        bool
+	broken        error
 	// Repaired says what Open repaired of a crash's traces ("" if none).
 	Repaired string
 }
-
-// genesis is the prev of the first entry.
-const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // ReadKey reads an HMAC key file ("" = no key).
 func ReadKey(path string) ([]byte, error) {
@@ -72,96 +152,186 @@ func ReadKey(path string) ([]byte, error) {
 	return k, nil
 }
 
-// Open opens (or creates) the log at path and checks its chain, so new
-// entries continue it. A broken chain is an error: it must be looked at,
-// not written over. Two states a crash leaves are not breaks, and are
-// repaired (Repaired says how): kill -9 between an entry's sync and the
-// kept head's update leaves the head one entry behind (the head is moved
-// on); a power cut during an entry's write leaves a last line without its
-// newline that was never acknowledged (it is cut off).
+func macFor(key []byte) func() hash.Hash {
+	if key != nil {
+		return func() hash.Hash { return hmac.New(sha256.New, key) }
+	}
+	return sha256.New
+}
+
+// Open opens the log at path with DefaultOpts.
 func Open(path string, key []byte) (*Log, error) {
-	l := &Log{path: path, key: key, head: genesis, now: time.Now}
-	if _, err := os.Stat(path); err == nil {
-		c, err := scan(path, key)
+	o := DefaultOpts()
+	o.Path, o.Key = path, key
+	return New(o)
+}
+
+// New opens (or creates) the log and checks the active file's chain, its
+// link to the last rotated file and the kept head, so new entries continue
+// it (Verify checks every file). A broken chain is an error: it must be
+// looked at, not written over. The states a crash leaves are not breaks,
+// and are repaired (Repaired says how): kill -9 between an entry's sync
+// and the kept head's update leaves the head behind (it is moved on); a
+// power cut during an entry's write leaves a last line without its newline
+// that was never acknowledged (it is cut off); a stop in the middle of a
+// rotation leaves no active file (the rotation is finished).
+func New(o Opts) (*Log, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	l := &Log{o: o, head: genesis}
+	rot, err := listRotated(o.Path)
+	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
+	}
+	if l.rotated, err = readRotated(o.Path, rot, macFor(o.Key)); err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
+	}
+	var notes []string
+	c := chain{head: genesis}
+	if len(l.rotated) > 0 {
+		last := l.rotated[len(l.rotated)-1]
+		e, err := lastEntry(filepath.Join(filepath.Dir(o.Path), last.name), macFor(o.Key))
 		if err != nil {
-			return nil, fmt.Errorf("audit log %s: %w", path, err)
+			return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
 		}
-		var notes []string
+		c = chain{n: e.n, head: e.hash, prevHead: e.prev, started: true}
+	}
+	_, statErr := os.Stat(o.Path)
+	if statErr == nil {
+		cont := len(l.rotated) > 0
+		if c, err = scanFile(o.Path, macFor(o.Key), c, cont, true); err != nil {
+			return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
+		}
 		if c.torn > 0 {
-			if err := os.Truncate(path, c.valid); err != nil {
-				return nil, fmt.Errorf("audit log %s: cut the torn last entry: %w", path, err)
+			if err := os.Truncate(o.Path, c.valid); err != nil {
+				return nil, fmt.Errorf("audit log %s: cut the torn last entry: %w", o.Path, err)
 			}
 			notes = append(notes, fmt.Sprintf("a torn last entry (%d bytes without a newline, never acknowledged) was cut off", c.torn))
 		}
-		if b, err := os.ReadFile(HeadFile(path)); err == nil {
-			kept := strings.TrimSpace(string(b))
-			switch {
-			case headMatches(kept, c.n, c.head):
-			case c.n > 0 && headMatches(kept, c.n-1, c.prevHead):
-				if err := writeHead(path, c.n, c.head); err != nil {
-					return nil, fmt.Errorf("audit log %s: %w", path, err)
-				}
-				notes = append(notes, fmt.Sprintf("the kept head was one entry behind (a stop between entry %d and its head): moved on", c.n))
-			default:
-				return nil, fmt.Errorf("audit log %s: the chain ends at entry %d %s, but the kept head %s is %s: entries were removed from the end or the chain was rewritten",
-					path, c.n, c.head, HeadFile(path), kept)
-			}
-		}
-		l.n, l.head = c.n, c.head
-		l.Repaired = strings.Join(notes, "; ")
+		l.fileEntries, l.fileBytes, l.fileFirst, l.fileFirstPrev, l.fileStart = c.fileEntries, c.valid, c.fileFirst, c.fileFirstPrev, c.fileStart
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if len(l.rotated) == 0 && c.fileEntries > 0 {
+		if _, err := c.checkStart(filepath.Base(o.Path)); err != nil {
+			return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
+		}
+	}
+	if b, err := os.ReadFile(HeadFile(o.Path)); err == nil {
+		kept := strings.TrimSpace(string(b))
+		switch behind := c.behind(kept); {
+		case behind == 0:
+		case behind > 0:
+			if err := writeHead(o.Path, c.n, c.head); err != nil {
+				return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
+			}
+			notes = append(notes, fmt.Sprintf("the kept head was %s behind (a stop between entry %d and its head): moved on", entries(behind), c.n))
+		default:
+			return nil, fmt.Errorf("audit log %s: the chain ends at entry %d %s, but the kept head %s is %s: entries were removed from the end or the chain was rewritten",
+				o.Path, c.n, c.head, HeadFile(o.Path), kept)
+		}
+	}
+	l.n, l.head = c.n, c.head
+	f, err := os.OpenFile(o.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	l.f = f
+	if l.fileEntries == 0 && len(l.rotated) > 0 { // no active file, or an empty one: a stop mid-rotation
+		last := l.rotated[len(l.rotated)-1]
+		if _, err := l.append(o.Now(), l.rotationRec(last, "finished at the next start")); err != nil {
+			f.Close()
+			return nil, err
+		}
+		notes = append(notes, "a rotation stopped before the new file was started: finished")
+	}
+	l.Repaired = strings.Join(notes, "; ")
 	return l, nil
 }
 
-// headMatches reports whether a head ("N HASH" or HASH) names entry n.
-func headMatches(want string, n uint64, h string) bool {
-	wn, wh := uint64(0), want
-	if i := strings.IndexByte(want, ' '); i > 0 {
-		fmt.Sscan(want[:i], &wn)
-		wh = want[i+1:]
-	}
-	return wh == h && (wn == 0 || wn == n)
-}
-
-func (l *Log) mac() hash.Hash {
-	if l.key != nil {
-		return hmac.New(sha256.New, l.key)
-	}
-	return sha256.New()
-}
-
-// sum is the hash of an entry: over prev and the entry's JSON without hash.
-func sum(h hash.Hash, e Entry) string {
-	e.Hash = ""
-	b, _ := json.Marshal(e)
-	h.Write([]byte(e.Prev))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Record appends an entry and syncs it.
+// Record appends an entry (kind = category, action = type, who = source)
+// with the result "ok".
 func (l *Log) Record(kind, action, subject, who, detail string) error {
+	_, err := l.Write(Rec{Category: kind, Type: action, Subject: subject, Source: who, Detail: detail})
+	return err
+}
+
+// Write appends an entry and syncs it before it returns; it rotates and
+// prunes first when the active file is due. An error means the entry is
+// not in the log: a caller about to act on a command must not act.
+func (l *Log) Write(r Rec) (Entry, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	e, err := l.write(r)
+	u := l.usage()
+	fire := err == nil && u.NearFull && !l.warned
+	if fire {
+		l.warned = true
+	}
+	l.mu.Unlock()
+	if fire && l.o.OnNearFull != nil {
+		l.o.OnNearFull(u)
+	}
+	return e, err
+}
+
+func (l *Log) write(r Rec) (Entry, error) {
 	if l.f == nil {
-		return errors.New("audit log closed")
+		return Entry{}, fmt.Errorf("audit log %s: closed", l.o.Path)
 	}
-	e := Entry{N: l.n + 1, TS: l.now().Format(time.RFC3339Nano), Kind: kind, Action: action, Subject: subject, Who: who, Detail: detail, Prev: l.head}
-	e.Hash = sum(l.mac(), e)
+	if l.broken != nil {
+		return Entry{}, l.broken
+	}
+	now := l.o.Now()
+	if l.fileEntries > 0 && (l.fileBytes >= l.o.MaxFileBytes || l.o.MaxFileAge > 0 && now.Sub(l.fileStart) >= l.o.MaxFileAge) {
+		if err := l.rotate(now); err != nil {
+			return Entry{}, err
+		}
+	}
+	return l.append(now, r)
+}
+
+// append writes one entry to the active file, syncs it and moves the head.
+// A failed write or sync is cut off again, so the file never holds an
+// entry the chain has not; if even that fails the log refuses every
+// further write (fail closed) until it is opened again.
+func (l *Log) append(now time.Time, r Rec) (Entry, error) {
+	if len(r.Detail) > MaxDetail {
+		r.Detail = r.Detail[:MaxDetail] + " ... (cut)"
+	}
+	e := Entry{V: 2, N: l.n + 1, TS: now.Format(time.RFC3339Nano), ID: r.ID, Source: r.Source, Category: r.Category, Type: r.Type,
+		Subject: r.Subject, Result: r.Result, Detail: r.Detail, Prev: l.head}
+	if e.ID == "" {
+		e.ID = fmt.Sprintf("a%d", e.N)
+	}
+	if e.Source == "" {
+		e.Source = "collector"
+	}
+	if e.Result == "" {
+		e.Result = "ok"
+	}
+	e.Hash = e.sum(macFor(l.o.Key)())
 	b, _ := json.Marshal(e)
-	if _, err := l.f.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("audit log: %w", err)
+	b = append(b, '\n')
+	_, err := l.f.Write(b)
+	if err == nil {
+		err = l.f.Sync()
 	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("audit log: %w", err)
+	if err != nil {
+		err = fmt.Errorf("audit log %s: entry %d not written: %w", l.o.Path, e.N, err)
+		if terr := l.f.Truncate(l.fileBytes); terr != nil {
+			l.broken = fmt.Errorf("%w (and the partial entry could not be cut off: %v; the log refuses writes until the collector restarts)", err, terr)
+		}
+		return Entry{}, err
 	}
+	if l.fileEntries == 0 {
+		l.fileFirst, l.fileFirstPrev, l.fileStart = e.N, e.Prev, now
+	}
+	l.fileEntries++
+	l.fileBytes += int64(len(b))
 	l.n, l.head = e.N, e.Hash
-	return writeHead(l.path, e.N, e.Hash)
+	if err := writeHead(l.o.Path, e.N, e.Hash); err != nil {
+		return e, fmt.Errorf("audit log %s: entry %d written, but its head not kept: %w", l.o.Path, e.N, err)
+	}
+	return e, nil
 }
 
 // Head is the last entry's index and hash.
@@ -169,6 +339,28 @@ func (l *Log) Head() (uint64, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n, l.head
+}
+
+// Usage is the store's size against its cap.
+func (l *Log) Usage() Usage {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.usage()
+}
+
+func (l *Log) usage() Usage {
+	u := Usage{Files: len(l.rotated), Bytes: l.fileBytes, MaxBytes: l.o.MaxTotalBytes, First: l.fileFirst}
+	if l.fileEntries > 0 {
+		u.Files++
+	}
+	for _, r := range l.rotated {
+		u.Bytes += r.bytes
+	}
+	if len(l.rotated) > 0 {
+		u.First = l.rotated[0].first
+	}
+	u.NearFull = float64(u.Bytes) >= l.o.NearFull*float64(l.o.MaxTotalBytes)
+	return u
 }
 
 // Close closes the file.
@@ -192,89 +384,4 @@ func writeHead(path string, n uint64, h string) error {
 		return err
 	}
 	return os.Rename(tmp, HeadFile(path))
-}
-
-// Result of a verification.
-type Result struct {
-	Entries uint64
-	Head    string
-	Note    string // a crash's trace that is not a break
-}
-
-// chain is what scan found: n entries ending at head (prevHead is the hash
-// of entry n-1), valid bytes of whole entries, and torn bytes after them.
-type chain struct {
-	n              uint64
-	head, prevHead string
-	valid          int64
-	torn           int64
-}
-
-// scan checks every entry of the log; a last line without its newline is
-// reported as torn, not as an error.
-func scan(path string, key []byte) (chain, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return chain{}, err
-	}
-	defer f.Close()
-	l := &Log{key: key}
-	c := chain{head: genesis, prevHead: genesis}
-	r := bufio.NewReader(f)
-	for line := 1; ; line++ {
-		b, err := r.ReadBytes('\n')
-		if len(b) == 0 && err == io.EOF {
-			break
-		}
-		if err != nil && err != io.EOF {
-			return chain{}, err
-		}
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			c.torn = int64(len(b))
-			break
-		}
-		var e Entry
-		if err := json.Unmarshal(b, &e); err != nil {
-			return chain{}, fmt.Errorf("line %d: not an audit entry: %v", line, err)
-		}
-		switch {
-		case e.N != c.n+1:
-			return chain{}, fmt.Errorf("line %d: entry %d follows entry %d: an entry was removed or moved", line, e.N, c.n)
-		case e.Prev != c.head:
-			return chain{}, fmt.Errorf("line %d (entry %d): its prev does not match the entry before: the chain is broken", line, e.N)
-		case sum(l.mac(), e) != e.Hash:
-			return chain{}, fmt.Errorf("line %d (entry %d): hash mismatch: the entry was edited", line, e.N)
-		}
-		c.prevHead, c.head, c.n = c.head, e.Hash, e.N
-		c.valid += int64(len(b))
-	}
-	return c, nil
-}
-
-// Verify checks the chain of the log at path. want, when not empty, is a
-// head published elsewhere ("N HASH" or just HASH): the chain must end
-// there. Otherwise the kept head file is used when it exists.
-func Verify(path string, key []byte, want string) (Result, error) {
-	c, err := scan(path, key)
-	if err != nil {
-		return Result{}, err
-	}
-	if c.torn > 0 {
-		return Result{}, fmt.Errorf("entry %d: truncated entry (no newline)", c.n+1)
-	}
-	res := Result{Entries: c.n, Head: c.head}
-	src := "the published head"
-	if want == "" {
-		if b, err := os.ReadFile(HeadFile(path)); err == nil {
-			want, src = strings.TrimSpace(string(b)), "the kept head "+HeadFile(path)
-		}
-	}
-	if want != "" && !headMatches(want, c.n, c.head) && src != "the published head" && c.n > 0 && headMatches(want, c.n-1, c.prevHead) {
-		res.Note = fmt.Sprintf("the kept head is one entry behind (a stop between entry %d and its head); the collector moves it on at its next start", c.n)
-		return res, nil
-	}
-	if want != "" && !headMatches(want, c.n, c.head) {
-		return res, fmt.Errorf("the chain ends at entry %d %s, but %s is %s: entries were removed from the end or the chain was rewritten", c.n, c.head, src, want)
-	}
-	return res, nil
 }

@@ -146,12 +146,7 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	}
 	c.store = store
 	ok := false
-	key, err := audit.ReadKey(cfg.Resolve(cfg.Audit.KeyFile))
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	if c.audit, err = audit.Open(cfg.AuditFile(), key); err != nil {
+	if err := c.openAudit(cfg); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -480,13 +475,22 @@ func (c *Collector) auditRecord(kind, action, subject, who, detail string) {
 
 // auditMessage records a message's events in the audit log.
 func (c *Collector) auditMessage(m *edge.Message) {
-	for _, e := range m.Events {
+	for i, e := range m.Events {
 		subject := e.Point + e.Interlock + e.Subject
 		detail := e.Message
 		if e.Level != "" {
 			detail = strings.TrimSpace(e.Level + " " + e.Value.String() + " " + detail)
 		}
-		c.auditRecord(e.Type.String(), e.State, subject, "", fmt.Sprintf("seq %d: %s", m.Seq, detail))
+		if c.audit == nil {
+			continue
+		}
+		id := e.ID
+		if id == "" {
+			id = edge.EventID(c.cfg.Gateway.Code, m.Seq, i)
+		}
+		if _, err := c.audit.Write(audit.Rec{ID: id, Category: e.Type.String(), Type: e.State, Subject: subject, Detail: fmt.Sprintf("seq %d: %s", m.Seq, detail)}); err != nil {
+			c.log.Error("audit log write failed", "err", err)
+		}
 	}
 }
 

@@ -52,13 +52,26 @@ func SocketPath(cfg *config.Config) string {
 }
 
 // Control carries out one request from who (the peer, for the audit log).
+// Every command but status is written to the audit log before it is
+// carried out, and its result after: when the first entry cannot be
+// written the command is refused (fail closed).
 func (c *Collector) Control(ctx context.Context, req Request, who string) Answer {
-	var err error
-	msg := ""
-	switch req.Cmd {
-	case "status":
+	if req.Cmd == "status" {
 		st := c.Status()
 		return Answer{OK: true, Status: &st}
+	}
+	detail := req.Duration
+	if req.Cmd == "maintenance" {
+		detail = strings.TrimSpace(fmt.Sprintf("on=%v for=%s force=%v reason=%q", req.On, req.Duration, req.Force, req.Reason))
+	}
+	id, err := c.auditRequest(req, who, detail)
+	if err != nil {
+		c.log.Error("control command refused: its audit entry cannot be written", "cmd", req.Cmd, "name", req.Name, "who", who, "err", err)
+		return Answer{Error: fmt.Sprintf("%s %s not carried out: the audit log cannot record it, and no command runs without its audit entry (fail closed): %v",
+			req.Cmd, req.Name, err)}
+	}
+	msg := ""
+	switch req.Cmd {
 	case "reset":
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		err = c.Reset(rctx, req.Name, who)
@@ -85,20 +98,18 @@ func (c *Collector) Control(ctx context.Context, req Request, who string) Answer
 		if req.On {
 			msg = fmt.Sprintf("point %s out of service for %s: %s", req.Name, d, req.Reason)
 		}
-		req.Duration = strings.TrimSpace(fmt.Sprintf("on=%v for=%s force=%v reason=%q", req.On, req.Duration, req.Force, req.Reason))
 	case "reload":
 		err = c.Reload()
 		msg = "config reloaded"
 	default:
 		err = fmt.Errorf("unknown command %q", req.Cmd)
 	}
-	detail := req.Duration
-	if err != nil {
-		detail = "refused: " + err.Error()
-	}
-	c.auditRecord("control", req.Cmd, req.Name, who, detail)
+	aerr := c.auditResult(id, req, who, detail, err)
 	if err != nil {
 		return Answer{Error: err.Error()}
+	}
+	if aerr != nil {
+		msg += fmt.Sprintf(" (done, but its result could not be written to the audit log: %v)", aerr)
 	}
 	return Answer{OK: true, Message: msg}
 }

@@ -53,12 +53,15 @@ var (
 	mLRejected      = desc("listener_rejected_total", "connections closed at once because the listener was full", "listener")
 	mLErrors        = desc("listener_accept_errors_total", "failed accepts (retried after a back-off)", "listener")
 	mRestarts       = desc("service_restarts_total", "restarts of a supervised service after an error", "service")
+	mAuditBytes     = desc("audit_bytes", "size of the audit log's files together")
+	mAuditMax       = desc("audit_max_bytes", "audit.max_total_bytes: the oldest audit files are pruned to stay under it")
+	mAuditNearFull  = desc("audit_near_full", "1 when the audit store is at 90 % of its cap or more (its oldest file is pruned soon)")
 )
 
 var allDescs = []*prometheus.Desc{mUp, mInfo, mDurable, mMessages, mBytes, mMemQueued, mLastSeq, mDropped, mOldest, mQueue, mQueueDropped,
 	mBacklog, mOldestUnacked, mConnected, mConnects, mSent, mResent, mAcked, mTimeouts, mTicks, mOverruns, mTick, mLastTick, mMaxTick,
 	mInterval, mDevReads, mDevFailures, mDevLastSuccess, mDevRequests, mPointGood, mTripped, mBypassed, mLActive, mLMax, mLAccepted,
-	mLRejected, mLErrors, mRestarts}
+	mLRejected, mLErrors, mRestarts, mAuditBytes, mAuditMax, mAuditNearFull}
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -88,6 +91,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		return secs
 	}
 	gauge(mUp, float64(s.UptimeS))
+	gauge(mAuditBytes, float64(s.Audit.Bytes))
+	gauge(mAuditMax, float64(s.Audit.MaxBytes))
+	gauge(mAuditNearFull, b2f(s.Audit.NearFull))
 	gauge(mInfo, 1, s.ConfigSHA256)
 	b := &s.Buffer
 	gauge(mDurable, b2f(b.Durable))

@@ -29,6 +29,8 @@ type Status struct {
 	Listeners    []ListenerStatus        `json:"listeners"`
 	Services     []ServiceStatus         `json:"services"`
 	AuditHead    string                  `json:"audit_head"`
+	// Audit is the audit store against its cap (audit_near_full).
+	Audit AuditStatus `json:"audit"`
 
 	// taken is when the status was taken (heartbeat bypass expiry); enc
 	// formats its times.
@@ -218,6 +220,7 @@ func (c *Collector) Status() Status {
 	sort.Slice(d.Services, func(i, j int) bool { return d.Services[i].Service < d.Services[j].Service })
 	if c.audit != nil {
 		_, d.AuditHead = c.audit.Head()
+		d.Audit = c.audit.Usage()
 	}
 	return d
 }
