@@ -79,7 +79,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	d := &decoder{file: name}
 	sum := sha256.Sum256(data)
-	cfg := &Config{File: name, SHA256: hex.EncodeToString(sum[:])}
+	cfg := &Config{File: name, SHA256: hex.EncodeToString(sum[:]), Raw: data}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); errors.Is(err, io.EOF) {

@@ -16,6 +16,8 @@ type Config struct {
 	// SHA256 is the hex SHA-256 of the file's bytes (the heartbeat names
 	// the running config by it).
 	SHA256 string `yaml:"-"`
+	// Raw is the file's bytes as parsed (config versions keep them).
+	Raw []byte `yaml:"-"`
 
 	// Warnings are what the config holds but should not (e.g. TLS without
 	// certificate checks), in file order: validate prints them, run logs

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
+	"github.com/hazwatch/edgecollector/config"
 	"github.com/hazwatch/edgecollector/edge/audit"
 	"github.com/hazwatch/edgecollector/internal/collector"
 )
@@ -21,15 +24,9 @@ func cmdControl(cmd string, args []string, stdout, stderr io.Writer) int {
 	reason := fs.String("reason", "", "maintenance: why the point goes out of service")
 	dur := fs.String("for", "", "maintenance: how long, at most 8h (e.g. 4h)")
 	force := fs.Bool("force", false, "maintenance: even though the point votes in an interlock that is not bypassed")
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return exitInvalid
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitInvalid
 	}
 	req := collector.Request{Cmd: cmd}
 	need := map[string]int{"reset": 1, "ack": 1, "bypass": 2, "maintenance": 2, "status": 0, "reload": 0}[cmd]
@@ -149,5 +146,64 @@ func cmdRead(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintln(stderr, "read:", err)
 		return exitFail
+	}
+}
+
+// cmdConfig is `edgecollector config history|diff|rollback`.
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	usage := "usage: edgecollector config history -c FILE | config diff -c FILE A B | config rollback -c FILE N"
+	fs := flags("config", stderr)
+	path := fs.String("c", "", "config file of the collector")
+	sock := fs.String("socket", "", "control socket (default <buffer.dir>/control.sock)")
+	data := fs.String("data", "", "the collector's data dir (buffer.dir), when the config file itself does not load")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitInvalid
+	}
+	need := map[string]int{"history": 1, "diff": 3, "rollback": 2}
+	sub := ""
+	if len(pos) > 0 {
+		sub, pos = pos[0], pos[1:]
+	}
+	if n, ok := need[sub]; !ok || len(pos) != n-1 {
+		fmt.Fprintln(stderr, usage)
+		return exitInvalid
+	}
+	var cfg *config.Config
+	if *data != "" && *path != "" {
+		// Rolling back from a broken file is what rollback is for: the
+		// data dir says where the versions and the socket are.
+		abs, _ := filepath.Abs(*path)
+		cfg = &config.Config{File: abs, Buffer: config.Buffer{Dir: *data}}
+	} else {
+		var code int
+		if cfg, code = loadConfig(*path, stderr); cfg == nil {
+			fmt.Fprintln(stderr, "(when the config file does not load, give the data dir: --data /var/lib/edgecollector)")
+			return code
+		}
+	}
+	if *sock == "" {
+		*sock = collector.SocketPath(cfg)
+	}
+	err = collector.ConfigCommand(cfg, sub, pos, *sock, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "config %s: %v\n", sub, err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, which it returns.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 }

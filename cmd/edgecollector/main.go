@@ -68,6 +68,10 @@ commands:
   status -c FILE          print the running collector's status
   reload -c FILE          reload the config (a bad one is rejected, the running one stays)
   audit verify -c FILE    verify the audit log's hash chain
+  config history -c FILE  the configurations the collector accepted (sha256, time, who)
+  config diff -c FILE A B what changed between versions (numbers, last or file)
+  config rollback -c FILE N
+                          put version N back (validated, reloaded under the same rules)
   version                 print the version
   help                    print this list
 `
@@ -91,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) i
 		return cmdControl(cmd, rest, stdout, stderr)
 	case "audit":
 		return cmdAudit(rest, stdout, stderr)
+	case "config":
+		return cmdConfig(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK

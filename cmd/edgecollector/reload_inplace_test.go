@@ -139,3 +139,103 @@ uplink: {mqtt: {url: %q}}
 		t.Fatalf("messages failing the schema: %v", sub.invalid)
 	}
 }
+
+// TestConfigVersions with the real binary: every accepted config is kept
+// with its hash, time and who asked; `config diff` names what changed;
+// `config rollback` puts a version back through the reload rules (refused,
+// with the file left as it was, while it would change a tripped
+// interlock); the heartbeat carries the running config's hash.
+func TestConfigVersions(t *testing.T) {
+	pl := startPlant(t)
+	broker := testpeer.Mosquitto(t, false)
+	sub := subscribe(t, broker.URL(), "safety/91320500TEST/GW-CV/status", "platform-cv", false)
+	dir := t.TempDir()
+	conf := func(hh string) string {
+		return fmt.Sprintf(`gateway: {enterprise: "91320500TEST", code: GW-CV}
+buses: [{name: plc, type: modbus-tcp, address: %q}]
+devices: [{name: gas, bus: plc, unit: 1, timeout: 500ms}]
+points:
+  - {code: GT-1, kind: gas, device: gas, interval: 200ms, unit: "%%LEL", scale: 0.1, range: [0, 100], gas: {type: combustible},
+     source: {table: holding, address: 0}, alarms: {H: 25, HH: %s}}
+interlocks:
+  - name: ESD-1
+    when: {inputs: [{point: GT-1, level: HH}]}
+    actions: [{device: gas, table: coil, address: 0, value: 0}]
+buffer: {dir: %q}
+uplink: {mqtt: {url: %q, heartbeat: 1s}}
+`, pl.addr, hh, filepath.Join(dir, "data"), broker.URL())
+	}
+	v1 := conf("50")
+	cfg := writeFile(t, dir, "c.yaml", v1)
+	coll := testpeer.Start(t, collectorBin, "run", "-c", cfg)
+	history := func(want int) string {
+		t.Helper()
+		var out string
+		testpeer.Eventually(t, 15*time.Second, fmt.Sprintf("%d config versions", want), func() bool {
+			o, err := ctl(t, cfg, "config", "history")
+			out = o
+			return err == nil && len(strings.Split(strings.TrimSpace(o), "\n")) == want
+		})
+		return out
+	}
+	history(1)
+	os.WriteFile(cfg, []byte(conf("40")), 0o644)
+	coll.Signal(syscall.SIGHUP)
+	if h := history(2); !strings.Contains(h, "reload   SIGHUP") || !strings.Contains(h, "start") {
+		t.Fatalf("history after a SIGHUP reload:\n%s", h)
+	}
+	out, err := ctl(t, cfg, "config", "diff", "1", "2")
+	if err != nil || !strings.Contains(out, "~ point GT-1: alarms.HH: 50 -> 40") {
+		t.Fatalf("config diff 1 2: %v\n%s", err, out)
+	}
+	os.WriteFile(cfg, []byte(strings.Replace(conf("40"), "interval: 200ms", "intervall: 200ms", 1)), 0o644)
+	coll.Signal(syscall.SIGHUP)
+	coll.WaitOutput(t, "intervall", 10*time.Second)
+	out, err = ctl(t, cfg, "config", "rollback", "1", "--data", filepath.Join(dir, "data"))
+	if err != nil || !strings.Contains(out, "rolled back to version 1") {
+		t.Fatalf("rollback from a broken file: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != v1 {
+		t.Fatal("rollback did not put version 1 back into the file")
+	}
+	h := history(3)
+	if !strings.Contains(h, "rollback uid") {
+		t.Fatalf("history after the rollback:\n%s", h)
+	}
+	sha1 := strings.Fields(strings.Split(h, "\n")[0])[4]
+	sub.waitFor("a heartbeat naming version 1's hash", 15*time.Second, func(ms []received) bool {
+		for _, m := range ms {
+			if strings.Contains(string(m.Raw), `"config_sha256":"`+sha1) {
+				return true
+			}
+		}
+		return false
+	})
+	// A version whose interlock differs (latch off), then back (4, 5).
+	noLatch := strings.Replace(v1, "    actions:", "    latch: false\n    actions:", 1)
+	os.WriteFile(cfg, []byte(noLatch), 0o644)
+	coll.Signal(syscall.SIGHUP)
+	history(4)
+	os.WriteFile(cfg, []byte(v1), 0o644)
+	coll.Signal(syscall.SIGHUP)
+	history(5)
+	pl.setGas(0, 60)
+	waitCoil(t, pl, 0, 0, 10*time.Second)
+	// Tripped: rolling back to version 4 would change ESD-1: refused, and
+	// the file is left as it was.
+	out, err = ctl(t, cfg, "config", "rollback", "4")
+	if err == nil || !strings.Contains(out, "tripped or bypassed") {
+		t.Fatalf("rollback changing a tripped interlock: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != v1 {
+		t.Fatal("a refused rollback left its version in the config file")
+	}
+	// Version 2 changes only GT-1's alarm, not ESD-1: accepted while tripped.
+	if out, err := ctl(t, cfg, "config", "rollback", "2"); err != nil {
+		t.Fatalf("rollback to 2 while tripped (the interlock unchanged): %v\n%s", err, out)
+	}
+	history(6)
+	if out, err := ctl(t, cfg, "status"); err != nil || !strings.Contains(out, `"tripped": true`) {
+		t.Fatalf("ESD-1 after the rollbacks: %v %s", err, out)
+	}
+}

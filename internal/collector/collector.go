@@ -200,8 +200,11 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	if prev != nil {
 		c.engine.Adopt(prev.engine)
 	}
-	c.auditRecord("config", "loaded", cfg.File, "", fmt.Sprintf("%d points, %d interlocks", len(cfg.Points), len(cfg.Interlocks)))
-	c.systemEvent(edge.StateConfigLoaded, "config", fmt.Sprintf("config %s loaded: %d points, %d interlocks", cfg.File, len(cfg.Points), len(cfg.Interlocks)))
+	c.auditRecord("config", "loaded", cfg.File, "", fmt.Sprintf("sha256 %s: %d points, %d interlocks", cfg.SHA256, len(cfg.Points), len(cfg.Interlocks)))
+	c.systemEvent(edge.StateConfigLoaded, "config", fmt.Sprintf("config %s (sha256 %s) loaded: %d points, %d interlocks", cfg.File, short(cfg.SHA256), len(cfg.Points), len(cfg.Interlocks)))
+	if prev == nil {
+		c.saveVersion(cfg, "start", "start", "")
+	}
 	if c.groups, err = c.buildGroups(cfg, c.devices); err != nil {
 		return nil, err
 	}
@@ -400,7 +403,29 @@ func runGuarded(ctx context.Context, f func(context.Context) error) (err error) 
 // the whole collector is built on changed (gateway, buffer, uplinks, audit,
 // status listener, I2C) it ends Run, and Next returns it for the caller to
 // start with Deps.Prev set.
+//
+// Reload is the SIGHUP's: its audit entry is written first, and the reload
+// is refused when it cannot be (fail closed). The control socket's reload
+// is ReloadAs with the peer.
 func (c *Collector) Reload() error {
+	e, err := c.audit.Write(audit.Rec{Source: "SIGHUP", Category: "config", Type: "reload", Subject: c.Config().File, Result: "requested"})
+	if err != nil && e.N == 0 {
+		err = fmt.Errorf("reload not carried out: the audit log cannot record it (fail closed): %w", err)
+		c.log.Error("SIGHUP reload refused", "err", err)
+		return err
+	}
+	err = c.ReloadAs("SIGHUP", "reload")
+	r := audit.Rec{ID: e.ID, Source: "SIGHUP", Category: "config", Type: "reload", Subject: c.Config().File, Result: "ok"}
+	if err != nil {
+		r.Result = "refused: " + err.Error()
+	}
+	c.audit.Write(r)
+	return err
+}
+
+// ReloadAs reloads on behalf of who; how is "reload" or "rollback" (what
+// the config history records).
+func (c *Collector) ReloadAs(who, how string) error {
 	n, err := config.Load(c.Config().File)
 	if err == nil {
 		err = c.reloadAllowed(n)
@@ -414,11 +439,16 @@ func (c *Collector) Reload() error {
 		running := c.run != nil
 		c.rt.RUnlock()
 		if running {
-			return c.apply(n)
+			if err := c.apply(n); err != nil {
+				return err
+			}
+			c.saveVersion(n, who, how, "applied in place")
+			return nil
 		}
 	} else {
 		c.log.Info("config reload restarts the collector", "because", why)
 	}
+	c.saveVersion(n, who, how, "restarted the collector")
 	c.mu.Lock()
 	c.next = n
 	stop := c.stop

@@ -99,7 +99,11 @@ func (c *Collector) Control(ctx context.Context, req Request, who string) Answer
 			msg = fmt.Sprintf("point %s out of service for %s: %s", req.Name, d, req.Reason)
 		}
 	case "reload":
-		err = c.Reload()
+		how := "reload"
+		if strings.HasPrefix(req.Reason, "rollback") {
+			how = "rollback"
+		}
+		err = c.ReloadAs(who, how)
 		msg = "config reloaded"
 	default:
 		err = fmt.Errorf("unknown command %q", req.Cmd)

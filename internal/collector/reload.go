@@ -12,6 +12,7 @@ import (
 	"github.com/hazwatch/edgecollector/config"
 	"github.com/hazwatch/edgecollector/drivers/modbus"
 	"github.com/hazwatch/edgecollector/edge"
+	"github.com/hazwatch/edgecollector/internal/configstore"
 )
 
 // A reload applied in place: the buffer, the uplinks, the audit log and the
@@ -254,4 +255,18 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// saveVersion keeps an accepted config in the data dir's history; a
+// failure is logged, never fatal (the config runs all the same).
+func (c *Collector) saveVersion(cfg *config.Config, who, how, note string) {
+	if len(cfg.Raw) == 0 {
+		return
+	}
+	v, err := configstore.New(cfg.Resolve(cfg.Buffer.Dir)).Save(cfg.Raw, cfg.SHA256, cfg.File, who, how, note, time.Now())
+	if err != nil {
+		c.log.Error("config history: cannot keep this version", "err", err)
+		return
+	}
+	c.log.Info("config version kept", "n", v.N, "sha256", cfg.SHA256, "by", who, "how", how)
 }
