@@ -26,6 +26,7 @@ func startPlant(t *testing.T) *plant {
 	port := testpeer.FreePort(t)
 	p := testpeer.Start(t, testpeer.Python, testpeer.RepoFile("drivers/modbus/testdata/pyslave.py"), "--tcp", strconv.Itoa(port), "--plant")
 	p.WaitOutput(t, "pyslave: serving", 15*time.Second)
+	testpeer.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second) // "serving" comes before the port accepts
 	return &plant{t, fmt.Sprintf("127.0.0.1:%d", port)}
 }
 

@@ -33,6 +33,12 @@ func startPySlave(t *testing.T, args ...string) (*testpeer.Proc, []manifestEntry
 	man := filepath.Join(t.TempDir(), "manifest.json")
 	p := testpeer.Start(t, testpeer.Python, append([]string{"testdata/pyslave.py", "--manifest", man}, args...)...)
 	p.WaitOutput(t, "pyslave: serving", 15*time.Second)
+	for i, a := range args {
+		if a == "--tcp" && i+1 < len(args) {
+			// pymodbus says "serving" before its port accepts connections.
+			testpeer.WaitPort(t, "127.0.0.1:"+args[i+1], 15*time.Second)
+		}
+	}
 	b, err := os.ReadFile(man)
 	if err != nil {
 		t.Fatal(err)
