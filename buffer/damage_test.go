@@ -1,0 +1,321 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hazwatch/edgecollector/edge"
+)
+
+// The reproductions of issue 15: damaged storage must never stop the
+// collector, and every seq that was issued is either still there or named
+// in an event.
+
+// fill appends n messages of the given size in batches and returns their
+// seqs.
+func fillStore(t *testing.T, s Store, n, points int) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for len(seqs) < n {
+		var batch []*edge.Message
+		for range min(100, n-len(seqs)) {
+			batch = append(batch, rt(t0, points))
+		}
+		mustAppend(t, s, batch...)
+		for _, m := range batch {
+			seqs = append(seqs, m.Seq)
+		}
+	}
+	return seqs
+}
+
+// account is what a platform sees after draining a store: the messages
+// present and the ranges events named.
+type account struct {
+	present   map[uint64]bool
+	dropped   []edge.SeqRange // buffer_dropped: issued and lost
+	recreated []edge.SeqRange // buffer_recreated: never issued
+	events    []edge.Event
+}
+
+func drain(t *testing.T, s Store, uplink string) account {
+	t.Helper()
+	a := account{present: map[uint64]bool{}}
+	var from uint64
+	for {
+		ms, err := s.Unacked(uplink, from, 0, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			return a
+		}
+		for _, m := range ms {
+			a.present[m.Seq] = true
+			for _, e := range m.Events {
+				switch e.State {
+				case edge.StateBufferDropped:
+					a.dropped = append(a.dropped, e.Ranges...)
+					a.events = append(a.events, e)
+				case edge.StateBufferRecreated:
+					a.recreated = append(a.recreated, e.Ranges...)
+					a.events = append(a.events, e)
+				}
+			}
+		}
+		from = ms[len(ms)-1].Seq + 1
+	}
+}
+
+func inRanges(rs []edge.SeqRange, q uint64) bool {
+	for _, r := range rs {
+		if q >= r.First && q <= r.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// check asserts the promise: every issued (and not acknowledged) seq is
+// present or named as dropped (issued and lost: never as "not issued"),
+// every seq up to the store's last is acknowledged, present or named, and a
+// new append continues above all. It returns how many issued seqs were
+// named lost.
+func (a account) check(t *testing.T, s Store, issued []uint64, acked ...uint64) (lost int) {
+	t.Helper()
+	ack := map[uint64]bool{}
+	for _, q := range acked {
+		ack[q] = true
+	}
+	var top uint64
+	for _, q := range issued {
+		top = max(top, q)
+		if a.present[q] {
+			continue
+		}
+		if !inRanges(a.dropped, q) {
+			t.Fatalf("issued seq %d is neither present nor named in a buffer_dropped range (dropped %v, recreated %v; events %s)",
+				q, a.dropped, a.recreated, eventTexts(a.events))
+		}
+		lost++
+	}
+	last := s.LastSeq()
+	for q := uint64(1); q <= last; q++ {
+		if !a.present[q] && !ack[q] && !inRanges(a.dropped, q) && !inRanges(a.recreated, q) {
+			t.Fatalf("seq %d (of 1-%d) is silently missing: not present, not named (dropped %v, recreated %v; events %s)",
+				q, last, a.dropped, a.recreated, eventTexts(a.events))
+		}
+	}
+	m := rt(t0, 1)
+	if err := s.Append(context.Background(), m); err != nil && !errors.Is(err, ErrNotDurable) {
+		t.Fatal(err)
+	}
+	if m.Seq <= top || m.Seq <= last {
+		t.Fatalf("new seq %d does not continue above every seq issued before (%d) and the store's last (%d)", m.Seq, top, last)
+	}
+	return lost
+}
+
+func eventTexts(es []edge.Event) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "\n  %s %v: %s", e.State, e.Ranges, e.Message)
+	}
+	return b.String()
+}
+
+// reopen opens the store in dir as the collector does and waits until the
+// open has settled.
+func reopen(t *testing.T, dir string, o BadgerOpts) *Badger {
+	t.Helper()
+	s := openAt(t, dir, o)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func largestFile(t *testing.T, dir, glob string) string {
+	t.Helper()
+	fs, _ := filepath.Glob(filepath.Join(dir, glob))
+	if len(fs) == 0 {
+		all, _ := os.ReadDir(dir)
+		t.Fatalf("no %s in %s (%v)", glob, dir, all)
+	}
+	sort.Slice(fs, func(i, j int) bool { return size(fs[i]) > size(fs[j]) })
+	return fs[0]
+}
+
+func size(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// Reproduction 1: a truncated .sst made badger.Open panic in a goroutine it
+// starts, a crash loop under Restart=always.
+func TestDamageTruncatedSSTDoesNotStopTheCollector(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	issued := fillStore(t, s, 3000, 20)
+	s.Close()
+	sst := largestFile(t, filepath.Join(dir, "db"), "*.sst")
+	if err := os.Truncate(sst, size(sst)/2); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, dir, BadgerOpts{})
+	a := drain(t, s, "mqtt")
+	lost := a.check(t, s, issued)
+	if aside, _ := filepath.Glob(filepath.Join(dir, "db.corrupt-*")); len(aside) != 1 {
+		t.Fatalf("the damaged database is not kept aside: %v", aside)
+	}
+	t.Logf("truncated %s: %d of %d issued seqs named lost; events:%s", filepath.Base(sst), lost, len(issued), eventTexts(a.events))
+}
+
+// Reproduction 2: 4 KiB of 0xFF in an SST with nothing acknowledged lost
+// thousands of messages without a word.
+func TestDamageGarbledSSTBlockIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	issued := fillStore(t, s, 12000, 3)
+	s.Close()
+	sst := largestFile(t, filepath.Join(dir, "db"), "*.sst")
+	f, err := os.OpenFile(sst, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(slices.Repeat([]byte{0xFF}, 4096), size(sst)/3)
+	f.Close()
+	s = reopen(t, dir, BadgerOpts{})
+	a := drain(t, s, "mqtt")
+	lost := a.check(t, s, issued)
+	t.Logf("garbled %s: %d of %d issued seqs named lost; events:%s", filepath.Base(sst), lost, len(issued), eventTexts(a.events))
+}
+
+// Reproduction 3: a recreated database named only the last ceiling window;
+// with a fresh database the window skipped seq 1.
+func TestDamageRecreatedNamesEverythingUnacked(t *testing.T) {
+	for _, n := range []int{5, 22607} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openAt(t, dir, BadgerOpts{})
+			issued := fillStore(t, s, n, 1)
+			s.Ack("mqtt", issued[:n/3]...) // acknowledged: not lost
+			s.Close()
+			if err := os.WriteFile(filepath.Join(dir, "db", "MANIFEST"), []byte("garbage, not a manifest"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s = reopen(t, dir, BadgerOpts{})
+			a := drain(t, s, "mqtt")
+			lost := a.check(t, s, issued[n/3:], issued[:n/3]...)
+			if lost != n-n/3 {
+				t.Fatalf("%d named lost, want every unacknowledged seq (%d)", lost, n-n/3)
+			}
+			for _, e := range a.events {
+				if strings.Contains(e.Message, "<nil>") {
+					t.Fatalf("event message names a nil error: %s", e.Message) // reproduction 7
+				}
+			}
+			t.Logf("events:%s", eventTexts(a.events))
+		})
+	}
+}
+
+// Reproduction 4: a deleted db/ or a missing MANIFEST restarted seqs at 1.
+func TestDamageMissingDatabaseContinuesAboveCeiling(t *testing.T) {
+	for name, damage := range map[string]func(db string) error{
+		"deleted db":       os.RemoveAll,
+		"missing MANIFEST": func(db string) error { return os.Remove(filepath.Join(db, "MANIFEST")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openAt(t, dir, BadgerOpts{})
+			issued := fillStore(t, s, 50, 2)
+			s.Ack("mqtt", issued[:10]...)
+			s.Close()
+			if err := damage(filepath.Join(dir, "db")); err != nil {
+				t.Fatal(err)
+			}
+			s = reopen(t, dir, BadgerOpts{})
+			a := drain(t, s, "mqtt")
+			if lost := a.check(t, s, issued[10:], issued[:10]...); lost == 0 && len(a.present) <= 1 {
+				t.Fatalf("nothing named lost and nothing present: events%s", eventTexts(a.events))
+			}
+			if len(a.recreated) == 0 {
+				t.Fatalf("no buffer_recreated event: %s", eventTexts(a.events))
+			}
+			t.Logf("events:%s", eventTexts(a.events))
+		})
+	}
+}
+
+// Reproduction 5: an overflow of the memory queue dropped the whole queue,
+// and drop reports made it grow without bound.
+func TestMemoryQueueKeepsItsBound(t *testing.T) {
+	t.Run("memory store", func(t *testing.T) {
+		s := NewMemory(Opts{Uplinks: []string{"mqtt"}, MaxMessages: 100}, 0)
+		for range 101 {
+			mustAppend(t, s, rt(t0, 1))
+		}
+		st := s.Stats()
+		if st.Messages > 100 || st.Messages < 98 {
+			t.Fatalf("%d messages held after 101 appends at a cap of 100: want the oldest dropped one by one", st.Messages)
+		}
+		for range 5000 {
+			mustAppend(t, s, rt(t0, 1))
+		}
+		st = s.Stats()
+		all, _ := s.Unacked("mqtt", 0, 0, 1000)
+		reports := 0
+		for _, m := range all {
+			if isDropEvent(m) {
+				reports++
+			}
+		}
+		if st.Messages > 100 || reports != 1 {
+			t.Fatalf("after 5101 appends: %d messages, %d drop reports; want at most 100 and one cumulative report", st.Messages, reports)
+		}
+	})
+	t.Run("badger on a full disk", func(t *testing.T) {
+		var free atomic.Int64
+		free.Store(1 << 40)
+		dir := t.TempDir()
+		s := reopen(t, dir, BadgerOpts{FreeSpace: func(string) (int64, error) { return free.Load(), nil }, FreeCheckInterval: -1, MemoryQueue: 100, RetryInterval: time.Hour})
+		mustAppend(t, s, rt(t0, 1))
+		free.Store(1 << 20)
+		for range 3000 {
+			s.Append(context.Background(), rt(t0, 1))
+		}
+		st := s.Stats()
+		if st.MemoryQueued > 100 || st.MemoryQueued < 50 {
+			t.Fatalf("memory queue holds %d at memory_queue 100", st.MemoryQueued)
+		}
+		all, _ := s.Unacked("mqtt", 0, 0, 1000)
+		var dropped []edge.SeqRange
+		readings := 0
+		for _, m := range all {
+			if isDropEvent(m) {
+				dropped = append(dropped, m.Events[0].Ranges...)
+			} else if m.Kind == edge.KindRT {
+				readings++
+			}
+		}
+		if readings < 50 {
+			t.Fatalf("only %d readings left in the queue: the newest must be kept", readings)
+		}
+		for q := uint64(1); q <= s.LastSeq(); q++ {
+			if !slices.ContainsFunc(all, func(m *edge.Message) bool { return m.Seq == q }) && !inRanges(dropped, q) {
+				t.Fatalf("seq %d neither held nor named (dropped %v)", q, dropped)
+			}
+		}
+	})
+}
