@@ -105,6 +105,7 @@ type Badger struct {
 	opened   chan struct{}       // closed when the open has settled
 	openErr  error               // why the open failed (the database is in use)
 	marks    marks               // the low-water mark last written
+	carry    []edge.SeqRange     // ranges of drop reports removed for room, for the next report
 	dirty    bool                // ack sets changed since written
 	buckets  map[int64][2]uint64 // minute -> first, last seq written this session (cache)
 	scratch  []byte

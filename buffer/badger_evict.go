@@ -35,12 +35,25 @@ func (s *Badger) enforce() {
 	if !over(s.opts.MaxBytes)(0, 0) {
 		return
 	}
+	// Down to 95 % (and one message under a message cap, for the report),
+	// so that a report does not follow every append.
+	msgCap := s.opts.MaxMessages
+	if msgCap > 0 {
+		s.opts.MaxMessages = max(1, min(msgCap-1, msgCap*95/100))
+	}
 	more := over(s.opts.MaxBytes * 95 / 100)
 	var dropped []uint64
 	s.deleteWhere(func(seq uint64, _ byte) (bool, bool) { return s.ackedByAll(seq), false }, more, nil)
-	for c := byte(0); c < 2 && more(0, 0); c++ {
+	// Readings, then earlier drop reports (the new report carries their
+	// ranges, so nothing goes unnamed and reports never fill the buffer),
+	// then events.
+	for _, c := range dropOrder {
+		if !more(0, 0) {
+			break
+		}
 		s.deleteWhere(func(_ uint64, cl byte) (bool, bool) { return cl == c, false }, more, &dropped)
 	}
+	s.opts.MaxMessages = msgCap
 	s.reportDrops(dropped, ReasonCap, "buffer size cap")
 }
 
@@ -53,11 +66,33 @@ func (s *Badger) reportDrops(dropped []uint64, reason, detail string) {
 	}
 	sort.Slice(dropped, func(i, j int) bool { return dropped[i] < dropped[j] })
 	rs := rangesOf(dropped)
-	ev := s.recordDropRanges(rs, uint64(len(dropped)), reason, s.opts.now(), detail)
-	s.log.Warn("buffer dropped messages that were not acknowledged", "count", len(dropped), "reason", reason, "detail", ev.Events[0].Message)
 	for _, r := range rs {
 		s.gone(r.First, r.Last)
 	}
+	if len(s.carry) > 0 {
+		// Earlier reports dropped for room: their ranges go on in this one.
+		var all ackSet
+		for _, r := range append(rs, s.carry...) {
+			all.AddRange(r.First, r.Last)
+		}
+		detail += fmt.Sprintf("; it also names the ranges of %d earlier reports that were removed for room", len(s.carry))
+		s.bookDrop(nil, uint64(len(dropped)))
+		rs = all.r
+		s.carry = nil
+	} else {
+		s.bookDrop(nil, uint64(len(dropped)))
+	}
+	var total uint64
+	for _, r := range rs {
+		total += r.Count()
+	}
+	ev := DropEvent(rs, total, reason, s.opts.now())
+	ev.Events[0].Message += "; " + detail
+	s.ranges = append(s.ranges, rangesOf(dropped)...)
+	if n := len(s.ranges); n > keepDropRanges {
+		s.ranges = append([]edge.SeqRange(nil), s.ranges[n-keepDropRanges:]...)
+	}
+	s.log.Warn("buffer dropped messages that were not acknowledged", "count", len(dropped), "reason", reason, "detail", ev.Events[0].Message)
 	s.dirty = true
 	if err := s.ensureCeiling(1); err != nil {
 		s.degrade(fmt.Sprintf("write seq ceiling: %v", err))
@@ -100,6 +135,15 @@ func (s *Badger) deleteWhere(pick func(seq uint64, class byte) (take, stop bool)
 					continue
 				}
 				size := int64(len(it.Key())) + it.ValueSize()
+				if dropped != nil && it.UserMeta() == 2 && !s.ackedByAll(seq) {
+					// A drop report: the next report carries its ranges.
+					it.Value(func(v []byte) error {
+						if m, err := DecodeRecord(v, seq, nil); err == nil && isDropEvent(m) {
+							s.carry = append(s.carry, m.Events[0].Ranges...)
+						}
+						return nil
+					})
+				}
 				batch = append(batch, victim{seq, size})
 				freed += size
 				if !more(freed, len(batch)) {

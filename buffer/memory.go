@@ -95,8 +95,8 @@ func (s *Memory) over(n int, freed int64) bool {
 }
 
 // enforce applies the age and the caps: evict acknowledged messages oldest
-// first, then drop readings, then events, then drop reports (whose ranges
-// move into the pending report), one at a time until under the caps.
+// first, then drop readings, then drop reports (whose ranges move into the
+// pending report), then events, one at a time until under the caps.
 func (s *Memory) enforce() {
 	now := s.opts.now()
 	if s.opts.Retention > 0 {
@@ -107,8 +107,11 @@ func (s *Memory) enforce() {
 	// round again until under the caps.
 	for s.over(0, 0) {
 		n := s.remove(func(e memEntry) bool { return s.ackedByAll(e.m.Seq) }, true, now)
-		for c := 0; c < 3 && n == 0; c++ {
-			n = s.remove(func(e memEntry) bool { return class(e.m.Kind, e.drop) == c }, true, now)
+		for _, c := range dropOrder {
+			if n > 0 {
+				break
+			}
+			n = s.remove(func(e memEntry) bool { return class(e.m.Kind, e.drop) == int(c) }, true, now)
 		}
 		if n == 0 {
 			return // only the pending report is left

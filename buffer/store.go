@@ -210,6 +210,11 @@ func isDropEvent(m *edge.Message) bool {
 	return m.Kind == edge.KindEvent && len(m.Events) == 1 && m.Events[0].Type == edge.EventSystem && m.Events[0].State == edge.StateBufferDropped
 }
 
+// dropOrder is the order in which classes are dropped: readings and
+// statistics, then drop reports (their ranges carried into the next
+// report), then events.
+var dropOrder = [...]byte{0, 2, 1}
+
 // class orders messages for dropping: readings and statistics first, then
 // events, never drop reports.
 func class(kind edge.Kind, dropReport bool) int {
