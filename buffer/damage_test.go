@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -402,4 +403,48 @@ func copyDir(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestOpenInBackground: with Background the store is usable at once while
+// the database opens; an open that hangs is given up after ProbeTimeout,
+// the database moved aside, and appends go on.
+func TestOpenInBackground(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	issued := fillStore(t, s, 10, 1)
+	s.Close()
+	hang := func(ctx context.Context, _, _ string) *exec.Cmd { return exec.CommandContext(ctx, "sleep", "60") }
+	start := time.Now()
+	s, err := OpenBadger(context.Background(), BadgerOpts{Dir: dir, Opts: Opts{Uplinks: []string{"mqtt"}}, Background: true, Probe: hang, ProbeTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("OpenBadger took %s with Background", took)
+	}
+	if st := s.Stats(); st.Durable || st.Degraded != degradedOpening {
+		t.Fatalf("stats while opening: %+v", st)
+	}
+	if got, _ := s.Unacked("mqtt", 0, 0, 10); len(got) != 0 {
+		t.Fatalf("read %d messages before the open settled", len(got))
+	}
+	select {
+	case <-s.Opened():
+		t.Fatal("opened before the probe timed out")
+	default:
+	}
+	m := rt(t0, 1)
+	if err := s.Append(context.Background(), m); err != nil { // waits for the open to settle
+		t.Fatal(err)
+	}
+	if time.Since(start) < time.Second {
+		t.Fatal("append did not wait for the open")
+	}
+	a := drain(t, s, "mqtt")
+	a.check(t, s, issued)
+	if !strings.Contains(eventTexts(a.events), "did not finish in 1s") {
+		t.Fatalf("events do not say the open hung:%s", eventTexts(a.events))
+	}
+	t.Logf("events:%s", eventTexts(a.events))
 }

@@ -109,14 +109,18 @@ func runProbe(ctx context.Context, probe func(context.Context, string, string) *
 	if err == nil {
 		return nil
 	}
+	said := ""
+	if o := out.String(); o != "" {
+		said = ": " + o
+	}
 	if pctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-		return fmt.Errorf("did not finish in %s (killed): %s", timeout, out.String())
+		return fmt.Errorf("did not finish in %s (killed)%s", timeout, said)
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == probeInUse {
-		return fmt.Errorf("%w: %s", errInUse, out.String())
+		return fmt.Errorf("%w%s", errInUse, said)
 	}
-	return fmt.Errorf("%v: %s", err, out.String())
+	return fmt.Errorf("%v%s", err, said)
 }
 
 // head keeps the first 2 KiB written to it: a panic's message and where.
