@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -447,4 +448,35 @@ func TestOpenInBackground(t *testing.T) {
 		t.Fatalf("events do not say the open hung:%s", eventTexts(a.events))
 	}
 	t.Logf("events:%s", eventTexts(a.events))
+}
+
+// TestRescanAfterRecovery (issue 15, item 6): a store that started on a
+// full disk issues seqs above the ceiling; when the database opens later,
+// its old backlog lies below seqs the uplinks have read, so Rescan fires and
+// the backlog is there to be read again from the lowest unacknowledged seq.
+func TestRescanAfterRecovery(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	old := fillStore(t, s, 5, 1)
+	s.Close()
+	var free atomic.Int64
+	free.Store(1 << 20) // too full to open
+	s = reopen(t, dir, BadgerOpts{FreeSpace: func(string) (int64, error) { return free.Load(), nil }, RetryInterval: 20 * time.Millisecond})
+	m := rt(t0, 1)
+	s.Append(context.Background(), m) // in memory, above the ceiling
+	got, _ := s.Unacked("mqtt", 0, 0, 100)
+	if len(got) != 1 || got[0].Seq != m.Seq {
+		t.Fatalf("on the full disk the uplink sees %v, want only %d", seqsOf(got), m.Seq)
+	}
+	rescan := s.Rescan()
+	free.Store(1 << 40)
+	select {
+	case <-rescan:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no rescan signal when the database opened")
+	}
+	got, _ = s.Unacked("mqtt", 0, m.Seq, 100) // the backlog below what was read
+	if !reflect.DeepEqual(seqsOf(got), old) {
+		t.Fatalf("after the rescan signal the backlog below %d is %v, want %v", m.Seq, seqsOf(got), old)
+	}
 }
