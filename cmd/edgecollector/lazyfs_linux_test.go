@@ -32,7 +32,10 @@ type lazyFS struct {
 	writes  int64 // bytes written, synced, dropped at the cut
 	synced  int64
 	dropped int64
-	lost    map[string]int64 // unsynced bytes per file at the cut
+	// afterCut counts bytes written back after the cut: dirty pages never
+	// synced, dropped too.
+	afterCut int64
+	lost     map[string]int64 // unsynced bytes per file at the cut
 }
 
 // mountLazy mounts a lazyFS of backing on mnt.
@@ -275,7 +278,12 @@ func (f *lazyFile) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadRe
 
 func (f *lazyFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	if f.n.fs.isCut() {
-		return uint32(len(data)), 0 // the power is off: nothing reaches the disk
+		// The power is off: nothing reaches the disk (the kernel writes
+		// back pages the killed process dirtied and never synced).
+		f.n.fs.mu.Lock()
+		f.n.fs.afterCut += int64(len(data))
+		f.n.fs.mu.Unlock()
+		return uint32(len(data)), 0
 	}
 	f.n.mu.Lock()
 	f.n.pending = append(f.n.pending, extent{off, append([]byte(nil), data...)})

@@ -63,7 +63,11 @@ func TestPowerCut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := writeFile(t, dir, "c.yaml", pointsConfig(slave, mnt, fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t)), 2, 100, 20*time.Millisecond, ""))
+	// Every tick appended and synced on its own (no group commit): the most
+	// commits, so the cuts land in the middle of some.
+	conf := pointsConfig(slave, mnt, fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t)), 4, 100, 20*time.Millisecond, "")
+	conf = strings.Replace(conf, fmt.Sprintf("buffer: {dir: %q}", mnt), fmt.Sprintf("buffer: {dir: %q, commit_interval: 0s}", mnt), 1)
+	cfg := writeFile(t, dir, "c.yaml", conf)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 50))
 	var reported []uint64
 	var highest uint64
@@ -78,7 +82,7 @@ func TestPowerCut(t *testing.T) {
 		p.Signal(syscall.SIGKILL)
 		p.Wait(20 * time.Second)
 		l.unmount(t)
-		written, synced, dropped = written+l.writes, synced+l.synced, dropped+unsynced
+		written, synced, dropped = written+l.writes, synced+l.synced, dropped+unsynced+l.afterCut
 		seqs := appendedSeqs(p.Output())
 		if len(seqs) == 0 {
 			t.Fatalf("cut %d: nothing appended:\n%s", cut, p.Output())
@@ -91,7 +95,7 @@ func TestPowerCut(t *testing.T) {
 		}
 		highest = seqs[len(seqs)-1]
 		reported = append(reported, seqs...)
-		t.Logf("cut %d: %d seqs appended (%d-%d), %d unsynced bytes dropped %v", cut, len(seqs), seqs[0], highest, unsynced, l.lost)
+		t.Logf("cut %d: %d seqs appended (%d-%d); dropped: %d unsynced bytes %v, %d bytes written back after the cut", cut, len(seqs), seqs[0], highest, unsynced, l.lost, l.afterCut)
 	}
 	// What the disk holds after the last cut, opened as the collector would.
 	l := readLedger(t, backing)
