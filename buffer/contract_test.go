@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -247,6 +248,19 @@ func TestContract(t *testing.T) {
 				}
 				if d := s.Stats().Uplinks["mqtt"].Depth; d != 4 {
 					t.Fatalf("depth %d want 4", d)
+				}
+			})
+			t.Run("ClosedRefusesAppend", func(t *testing.T) {
+				s := open(t, Opts{Uplinks: []string{"mqtt"}})
+				mustAppend(t, s, rt(t0, 1))
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Append(context.Background(), rt(t0, 1)); !errors.Is(err, ErrClosed) {
+					t.Fatalf("append after close: %v, want ErrClosed", err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatalf("second close: %v", err)
 				}
 			})
 			t.Run("UnackedBounds", func(t *testing.T) {
