@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,18 +25,16 @@ import (
 // data is lost, which is what a power cut does to a journalled file system
 // in data=ordered mode once its metadata is synced.
 type lazyFS struct {
-	backing string
-	server  *fuse.Server
-	mu      sync.Mutex
-	cutOff  bool
-	nodes   []*lazyNode
-	writes  int64 // bytes written, synced, dropped at the cut
-	synced  int64
-	dropped int64
-	// afterCut counts bytes written back after the cut: dirty pages never
-	// synced, dropped too.
-	afterCut int64
-	lost     map[string]int64 // unsynced bytes per file at the cut
+	backing   string
+	server    *fuse.Server
+	cutOff    atomic.Bool
+	unmounted atomic.Bool
+	// bytes written, synced, and written back after the cut (dirty pages
+	// the killed process never synced: dropped too)
+	writes, synced, afterCut atomic.Int64
+	mu                       sync.Mutex // guards nodes and lost; never held with a node's lock
+	nodes                    []*lazyNode
+	lost                     map[string]int64 // unsynced bytes per file at the cut
 }
 
 // mountLazy mounts a lazyFS of backing on mnt.
@@ -64,26 +63,34 @@ func mountLazy(t *testing.T, backing, mnt string) *lazyFS {
 		t.Fatalf("mount the power-cut file system on %s: %v", mnt, err)
 	}
 	l.server = srv
+	t.Cleanup(func() {
+		if !l.unmounted.Load() {
+			srv.Unmount()
+		}
+	})
 	return l
 }
 
 // cut stops every write from reaching the backing directory; it returns
 // how many bytes written are then unsynced and dropped.
 func (l *lazyFS) cut() int64 {
+	l.cutOff.Store(true)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cutOff = true
+	nodes := append([]*lazyNode(nil), l.nodes...)
+	l.mu.Unlock()
 	var n int64
-	l.lost = map[string]int64{}
-	for _, nd := range l.nodes {
+	lost := map[string]int64{}
+	for _, nd := range nodes {
 		nd.mu.Lock()
 		for _, e := range nd.pending {
 			n += int64(len(e.data))
-			l.lost[nd.EmbeddedInode().Path(nil)] += int64(len(e.data))
+			lost[nd.EmbeddedInode().Path(nil)] += int64(len(e.data))
 		}
 		nd.mu.Unlock()
 	}
-	l.dropped = n
+	l.mu.Lock()
+	l.lost = lost
+	l.mu.Unlock()
 	return n
 }
 
@@ -94,6 +101,7 @@ func (l *lazyFS) unmount(t *testing.T) {
 	for {
 		err := l.server.Unmount()
 		if err == nil {
+			l.unmounted.Store(true)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -104,11 +112,7 @@ func (l *lazyFS) unmount(t *testing.T) {
 	l.server.Wait()
 }
 
-func (l *lazyFS) isCut() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cutOff
-}
+func (l *lazyFS) isCut() bool { return l.cutOff.Load() }
 
 type extent struct {
 	off  int64
@@ -225,9 +229,7 @@ func (n *lazyNode) apply(sync bool) syscall.Errno {
 			return fs.ToErrno(err)
 		}
 	}
-	n.fs.mu.Lock()
-	n.fs.synced += bytes
-	n.fs.mu.Unlock()
+	n.fs.synced.Add(bytes)
 	return 0
 }
 
@@ -280,17 +282,13 @@ func (f *lazyFile) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	if f.n.fs.isCut() {
 		// The power is off: nothing reaches the disk (the kernel writes
 		// back pages the killed process dirtied and never synced).
-		f.n.fs.mu.Lock()
-		f.n.fs.afterCut += int64(len(data))
-		f.n.fs.mu.Unlock()
+		f.n.fs.afterCut.Add(int64(len(data)))
 		return uint32(len(data)), 0
 	}
 	f.n.mu.Lock()
 	f.n.pending = append(f.n.pending, extent{off, append([]byte(nil), data...)})
 	f.n.mu.Unlock()
-	f.n.fs.mu.Lock()
-	f.n.fs.writes += int64(len(data))
-	f.n.fs.mu.Unlock()
+	f.n.fs.writes.Add(int64(len(data)))
 	return uint32(len(data)), 0
 }
 

@@ -82,7 +82,7 @@ func TestPowerCut(t *testing.T) {
 		p.Signal(syscall.SIGKILL)
 		p.Wait(20 * time.Second)
 		l.unmount(t)
-		written, synced, dropped = written+l.writes, synced+l.synced, dropped+unsynced+l.afterCut
+		written, synced, dropped = written+l.writes.Load(), synced+l.synced.Load(), dropped+unsynced+l.afterCut.Load()
 		seqs := appendedSeqs(p.Output())
 		if len(seqs) == 0 {
 			t.Fatalf("cut %d: nothing appended:\n%s", cut, p.Output())
@@ -95,7 +95,7 @@ func TestPowerCut(t *testing.T) {
 		}
 		highest = seqs[len(seqs)-1]
 		reported = append(reported, seqs...)
-		t.Logf("cut %d: %d seqs appended (%d-%d); dropped: %d unsynced bytes %v, %d bytes written back after the cut", cut, len(seqs), seqs[0], highest, unsynced, l.lost, l.afterCut)
+		t.Logf("cut %d: %d seqs appended (%d-%d); dropped: %d unsynced bytes %v, %d bytes written back after the cut", cut, len(seqs), seqs[0], highest, unsynced, l.lost, l.afterCut.Load())
 	}
 	// What the disk holds after the last cut, opened as the collector would.
 	l := readLedger(t, backing)
