@@ -67,6 +67,9 @@ func drain(t *testing.T, s Store, uplink string) account {
 			for _, e := range m.Events {
 				switch e.State {
 				case edge.StateBufferDropped:
+					if !slices.Contains([]string{ReasonCap, ReasonAge, ReasonMemory, ReasonCorrupt}, e.Reason) {
+						t.Fatalf("buffer_dropped seq %d has reason %q", m.Seq, e.Reason)
+					}
 					a.dropped = append(a.dropped, e.Ranges...)
 					a.events = append(a.events, e)
 				case edge.StateBufferRecreated:

@@ -186,7 +186,7 @@ const (
 func DropEvent(rs []edge.SeqRange, count uint64, reason string, now time.Time) *edge.Message {
 	return &edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{{
 		Type: edge.EventSystem, State: edge.StateBufferDropped, Subject: "buffer", TS: now,
-		Ranges: rs, Count: count,
+		Ranges: rs, Count: count, Reason: reason,
 		Message: fmt.Sprintf("%d messages dropped (%s): seq %s", count, reason, rangesText(rs)),
 	}}}
 }
