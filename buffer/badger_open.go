@@ -134,6 +134,9 @@ func (s *Badger) damaged(ctx context.Context) (string, error) {
 		return "", ErrClosed
 	case errors.Is(err, errInUse):
 		return "", fmt.Errorf("buffer: %s is in use by another collector: %w", db, err)
+	case errors.Is(err, errNoProbe):
+		s.log.Error("buffer database probe could not be started; opening the database in this process", "err", err)
+		return "", nil
 	}
 	if free, ferr := s.opts.FreeSpace(s.opts.Dir); ferr == nil && free < s.opts.MinFree {
 		// badger dies with SIGBUS on a full disk: that is not damage.

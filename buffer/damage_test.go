@@ -483,3 +483,23 @@ func TestRescanAfterRecovery(t *testing.T) {
 		t.Fatalf("after the rescan signal the backlog below %d is %v, want %v", m.Seq, seqsOf(got), old)
 	}
 }
+
+// TestProbeNotStartedIsNotDamage: a probe whose executable is missing says
+// nothing about the database, which is opened in-process, not moved aside.
+func TestProbeNotStartedIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	issued := fillStore(t, s, 10, 1)
+	s.Close()
+	gone := func(ctx context.Context, _, _ string) *exec.Cmd {
+		return exec.CommandContext(ctx, filepath.Join(dir, "no-such-binary"))
+	}
+	s = reopen(t, dir, BadgerOpts{Probe: gone})
+	a := drain(t, s, "mqtt")
+	if lost := a.check(t, s, issued); lost != 0 || len(a.events) != 0 {
+		t.Fatalf("%d named lost, events:%s", lost, eventTexts(a.events))
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, "db.corrupt-*")); len(aside) != 0 {
+		t.Fatalf("database moved aside: %v", aside)
+	}
+}

@@ -117,11 +117,19 @@ func runProbe(ctx context.Context, probe func(context.Context, string, string) *
 		return fmt.Errorf("did not finish in %s (killed)%s", timeout, said)
 	}
 	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == probeInUse {
+	if !errors.As(err, &ee) {
+		// The probe never ran (its executable is gone, say): that says
+		// nothing about the database.
+		return fmt.Errorf("%w: %v", errNoProbe, err)
+	}
+	if ee.ExitCode() == probeInUse {
 		return fmt.Errorf("%w%s", errInUse, said)
 	}
 	return fmt.Errorf("%v%s", err, said)
 }
+
+// errNoProbe: the probe process could not be started.
+var errNoProbe = errors.New("probe not started")
 
 // head keeps the first 2 KiB written to it: a panic's message and where.
 type head struct{ b []byte }
