@@ -258,6 +258,10 @@ func (s *Memory) Between(from, to time.Time, fn func(*edge.Message) bool) error 
 	return nil
 }
 
+// Rescan never fires: nothing appears below what a memory store has
+// issued (its channel is never closed).
+func (s *Memory) Rescan() <-chan struct{} { return nil }
+
 func (s *Memory) LastSeq() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

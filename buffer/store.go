@@ -28,6 +28,10 @@ type Store interface {
 	LastSeq() uint64
 	// Appended returns a channel closed at the next append.
 	Appended() <-chan struct{}
+	// Rescan returns a channel closed when messages may have appeared below
+	// seqs already read (a database opened or recovered): an uplink then
+	// reads its backlog again from the lowest unacknowledged seq.
+	Rescan() <-chan struct{}
 	Stats() Stats
 	Close() error
 }
