@@ -85,6 +85,12 @@ func bucketKey(minute int64) []byte {
 
 func bucketMinute(k []byte) int64 { return int64(binary.BigEndian.Uint64(k[1:]) ^ (1 << 63)) }
 
+// before is what the seq files said at start: what earlier runs issued.
+type before struct {
+	ceiling uint64 // every seq an earlier run issued is at most this
+	memLast uint64 // the last seq an earlier run issued in memory only
+}
+
 // Badger is the durable Store on badger v4.
 type Badger struct {
 	opts BadgerOpts
@@ -106,6 +112,7 @@ type Badger struct {
 	openErr  error               // why the open failed (the database is in use)
 	marks    marks               // the low-water mark last written
 	carry    []edge.SeqRange     // ranges of drop reports removed for room, for the next report
+	before   before              // what the seq files said when this run started
 	dirty    bool                // ack sets changed since written
 	buckets  map[int64][2]uint64 // minute -> first, last seq written this session (cache)
 	scratch  []byte

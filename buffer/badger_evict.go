@@ -101,6 +101,7 @@ func (s *Badger) reportDrops(dropped []uint64, reason, detail string) {
 	if _, err := s.write([]*edge.Message{ev}); err != nil {
 		s.degrade(fmt.Sprintf("write: %v", err))
 		s.mem.add(ev, true)
+		s.recordMemorySeq()
 	}
 }
 

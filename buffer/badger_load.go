@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -78,7 +77,7 @@ func (s *Badger) load(pending *[]*edge.Message) error {
 	if err != nil {
 		return err
 	}
-	memLast, _ := readSeqFile(filepath.Join(s.opts.Dir, memorySeqFile))
+	memLast := s.before.memLast
 	if !found && s.starting && (s.ceiling > 0 || s.marks.last > 0 || memLast > 0) {
 		// An empty database where one stood (db/ deleted, or badger started
 		// a new one): never restart seqs at 1.

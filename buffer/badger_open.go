@@ -59,8 +59,10 @@ func (s *Badger) firstOpen(ctx context.Context, pending *[]*edge.Message) error 
 	if err != nil {
 		s.log.Error("low-water mark file unreadable", "err", err)
 	}
+	memLast, _ := readSeqFile(filepath.Join(s.opts.Dir, memorySeqFile))
 	s.mu.Lock()
 	s.ceiling, s.marks = ceiling, mk
+	s.before = before{ceiling: ceiling, memLast: memLast}
 	s.mu.Unlock()
 
 	why, err := s.damaged(ctx)
@@ -217,14 +219,16 @@ func (s *Badger) recreate(why string, pending *[]*edge.Message) error {
 // to the last known issued seq were issued and are lost (buffer_dropped,
 // corrupt); those above, up to the ceiling, were never issued
 // (buffer_recreated). Seqs continue above the ceiling.
+//
+// Only what earlier runs issued counts: seqs this run issued while the
+// database could not be opened are in the memory queue, not lost.
 func (s *Badger) nameLost(what string, pending *[]*edge.Message) {
-	memLast, _ := readSeqFile(filepath.Join(s.opts.Dir, memorySeqFile))
-	issued := max(s.marks.last, memLast, s.last)
+	issued := max(s.marks.last, s.before.memLast)
 	low := s.marks.low
 	if low == 0 {
 		low = 1 // no mark (an older release): everything may be unacknowledged
 	}
-	top := max(s.ceiling, issued)
+	top := max(s.before.ceiling, issued)
 	now := s.opts.now()
 	if low <= issued {
 		r := edge.SeqRange{First: low, Last: issued}
@@ -240,8 +244,9 @@ func (s *Badger) nameLost(what string, pending *[]*edge.Message) {
 	}
 	*pending = append(*pending, &edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{ev}})
 	s.last = max(s.last, top)
-	if s.last > 0 {
-		s.gone(1, s.last)
+	if top > 0 {
+		s.gone(1, top) // what earlier runs issued; this run's are still to be sent
 	}
+	s.skipTo = 0 // named above
 	s.dirty = true
 }

@@ -503,3 +503,33 @@ func TestProbeNotStartedIsNotDamage(t *testing.T) {
 		t.Fatalf("database moved aside: %v", aside)
 	}
 }
+
+// TestRecreatedLaterKeepsMemorySeqs: a database found damaged only when the
+// disk has room again names what earlier runs issued, never the messages
+// this run holds in memory, which move into the new database.
+func TestRecreatedLaterKeepsMemorySeqs(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	old := fillStore(t, s, 5, 1)
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, "db", "MANIFEST"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var free atomic.Int64
+	free.Store(1 << 20) // too full to probe or open
+	s = reopen(t, dir, BadgerOpts{FreeSpace: func(string) (int64, error) { return free.Load(), nil }, RetryInterval: 20 * time.Millisecond})
+	m := rt(t0, 1)
+	if err := s.Append(context.Background(), m); !errors.Is(err, ErrNotDurable) {
+		t.Fatalf("append on the full disk: %v", err)
+	}
+	free.Store(1 << 40)
+	waitFor(t, func() bool { return s.Stats().Durable })
+	a := drain(t, s, "mqtt")
+	if !a.present[m.Seq] || inRanges(a.dropped, m.Seq) || inRanges(a.recreated, m.Seq) {
+		t.Fatalf("seq %d held in memory: present %v, named %v %v", m.Seq, a.present[m.Seq], a.dropped, a.recreated)
+	}
+	if lost := a.check(t, s, append(old, m.Seq)); lost != len(old) {
+		t.Fatalf("%d named lost, want the %d of the damaged database; events:%s", lost, len(old), eventTexts(a.events))
+	}
+	t.Logf("events:%s", eventTexts(a.events))
+}
