@@ -362,6 +362,7 @@ func (s *Badger) recover(ctx context.Context) {
 			for _, m := range queued[n:] {
 				s.mem.add(m, true)
 			}
+			s.recordMemorySeq() // the pending report may have got its seq
 			s.log.Error("buffer still cannot write", "err", err)
 			return
 		}
