@@ -45,11 +45,12 @@ type BadgerOpts struct {
 	// long has passed, or a MiB was written, since the last check (default
 	// 1s; negative: before every append).
 	FreeCheckInterval time.Duration
-	// Probe, when set, builds the command that opens and verifies the
-	// database in a child process before this process opens it (see
-	// SelfProbe and ProbeMain). Without it the database is opened here only,
-	// and a database that makes badger panic stops the process.
-	Probe func(ctx context.Context, dbDir, profile string) *exec.Cmd
+	// Probe, when set, builds the command that runs ProbeMain with args in
+	// a child process: it opens and verifies the database before this
+	// process opens it, and salvages what it can read from a damaged one
+	// (see SelfProbe). Without it the database is opened here only, and a
+	// database that makes badger panic stops the process.
+	Probe func(ctx context.Context, args ...string) *exec.Cmd
 	// ProbeTimeout bounds the probe (default 2m): a database whose open
 	// hangs longer is treated as damaged.
 	ProbeTimeout time.Duration

@@ -81,7 +81,7 @@ func (s *Badger) load(pending *[]*edge.Message) error {
 	if !found && s.starting && (s.ceiling > 0 || s.marks.last > 0 || memLast > 0) {
 		// An empty database where one stood (db/ deleted, or badger started
 		// a new one): never restart seqs at 1.
-		s.nameLost("the buffer database is missing or empty although seqs were issued before", pending)
+		s.nameLost("the buffer database is missing or empty although seqs were issued before", pending, nil)
 		return nil
 	}
 	top := max(dbLast, maxStored)

@@ -127,7 +127,7 @@ func (s *Badger) damaged(ctx context.Context) (string, error) {
 		return "", nil // not opened at all: openDB degrades
 	}
 	start := time.Now()
-	err = runProbe(ctx, s.opts.Probe, db, s.opts.Profile, s.opts.ProbeTimeout)
+	err = runProbe(ctx, s.opts.Probe, s.opts.ProbeTimeout, "-profile", s.opts.Profile, db)
 	switch {
 	case err == nil:
 		s.log.Info("buffer database verified", "took", time.Since(start).Round(time.Millisecond))
@@ -198,6 +198,7 @@ const openFloor = 8 << 20
 func (s *Badger) recreate(why string, pending *[]*edge.Message) error {
 	aside := fmt.Sprintf("%s.corrupt-%s", s.dbDir(), s.opts.now().Format("20060102T150405.000"))
 	kept := "nothing was left to keep"
+	salvaged := s.salvage()
 	if _, err := os.Stat(s.dbDir()); err == nil {
 		s.log.Error("buffer database cannot be used; moving it aside and starting a new one", "reason", why, "kept_as", aside)
 		if err := os.Rename(s.dbDir(), aside); err != nil {
@@ -210,8 +211,52 @@ func (s *Badger) recreate(why string, pending *[]*edge.Message) error {
 		return fmt.Errorf("buffer: create new database %s: %w", s.dbDir(), err)
 	}
 	s.db = db
-	s.nameLost(fmt.Sprintf("the buffer database was recreated: %s; %s", why, kept), pending)
+	what := fmt.Sprintf("the buffer database was recreated: %s; %s", why, kept)
+	// What could be read goes into the new database under its seqs, before
+	// anything is marked gone: a crash in between leaves gaps that the next
+	// open names.
+	low := max(s.marks.low, 1)
+	var keep []*edge.Message
+	for _, m := range salvaged {
+		if m.Seq >= low && m.Seq <= max(s.before.ceiling, s.marks.last) {
+			keep = append(keep, m)
+		}
+	}
+	if len(keep) > 0 {
+		written := 0
+		for written < len(keep) { // in batches the size of the appender's
+			n, err := s.write(keep[written:min(len(keep), written+64)])
+			written += n
+			if err != nil {
+				s.log.Error("buffer: cannot write the salvaged messages into the new database", "err", err, "written", written)
+				break
+			}
+		}
+		keep = keep[:written]
+		what += fmt.Sprintf("; %d unacknowledged messages were read back from it and kept", len(keep))
+		s.log.Warn("buffer: messages salvaged from the damaged database", "count", len(keep))
+	}
+	s.nameLost(what, pending, keep)
 	return nil
+}
+
+// salvage reads what it can of the damaged database, in a child process
+// (reading it may panic). It returns nothing without a probe.
+func (s *Badger) salvage() []*edge.Message {
+	if s.opts.Probe == nil {
+		return nil
+	}
+	if _, err := os.Stat(s.dbDir()); err != nil {
+		return nil
+	}
+	out := filepath.Join(s.opts.Dir, "db.salvage")
+	defer os.Remove(out)
+	err := runProbe(context.Background(), s.opts.Probe, s.opts.ProbeTimeout, "-salvage", out, "-profile", s.opts.Profile, s.dbDir())
+	msgs, rerr := readSalvage(out, s.opts.Location)
+	if err != nil || rerr != nil {
+		s.log.Warn("buffer: salvage of the damaged database stopped early", "err", err, "read_err", rerr, "messages", len(msgs))
+	}
+	return msgs
 }
 
 // nameLost is used when the database holds nothing of what was issued
@@ -222,8 +267,15 @@ func (s *Badger) recreate(why string, pending *[]*edge.Message) error {
 //
 // Only what earlier runs issued counts: seqs this run issued while the
 // database could not be opened are in the memory queue, not lost.
-func (s *Badger) nameLost(what string, pending *[]*edge.Message) {
+func (s *Badger) nameLost(what string, pending *[]*edge.Message, kept []*edge.Message) {
+	var have ackSet // seqs kept in the new database (salvaged)
+	for _, m := range kept {
+		have.Add(m.Seq)
+	}
 	issued := max(s.marks.last, s.before.memLast)
+	if n := len(kept); n > 0 {
+		issued = max(issued, kept[n-1].Seq)
+	}
 	low := s.marks.low
 	if low == 0 {
 		low = 1 // no mark (an older release): everything may be unacknowledged
@@ -231,9 +283,15 @@ func (s *Badger) nameLost(what string, pending *[]*edge.Message) {
 	top := max(s.before.ceiling, issued)
 	now := s.opts.now()
 	if low <= issued {
-		r := edge.SeqRange{First: low, Last: issued}
-		*pending = append(*pending, s.recordDropRanges([]edge.SeqRange{r}, r.Count(), ReasonCorrupt, now,
-			fmt.Sprintf("%s; seqs %s were issued and not acknowledged by every uplink", what, r)))
+		lost := have.Missing(low, issued)
+		var n uint64
+		for _, r := range lost {
+			n += r.Count()
+		}
+		if n > 0 {
+			*pending = append(*pending, s.recordDropRanges(lost, n, ReasonCorrupt, now,
+				fmt.Sprintf("%s; these seqs were issued and not acknowledged by every uplink", what)))
+		}
 	}
 	ev := edge.Event{Type: edge.EventSystem, State: edge.StateBufferRecreated, Subject: "buffer", TS: now}
 	ev.Message = fmt.Sprintf("%s; seqs continue above %d", what, top)
@@ -245,7 +303,11 @@ func (s *Badger) nameLost(what string, pending *[]*edge.Message) {
 	*pending = append(*pending, &edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{ev}})
 	s.last = max(s.last, top)
 	if top > 0 {
-		s.gone(1, top) // what earlier runs issued; this run's are still to be sent
+		// What earlier runs issued, but the salvaged; this run's are still
+		// to be sent.
+		for _, r := range have.Missing(1, top) {
+			s.gone(r.First, r.Last)
+		}
 	}
 	s.skipTo = 0 // named above
 	s.dirty = true

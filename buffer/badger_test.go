@@ -30,8 +30,8 @@ func TestMain(m *testing.M) {
 
 // testProbe runs the probe in a child process of the test binary, as the
 // collector runs it in a child of its own binary.
-func testProbe(ctx context.Context, dbDir, profile string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-profile", profile, dbDir)
+func testProbe(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), probeEnv+"=1")
 	return cmd
 }

@@ -44,7 +44,7 @@ type Deps struct {
 	// buffer.SelfProbe("buffer-probe")), so that a database that makes
 	// badger panic is moved aside instead of crash-looping; nil: opened in
 	// this process only.
-	BufferProbe func(ctx context.Context, dbDir, profile string) *exec.Cmd
+	BufferProbe func(ctx context.Context, args ...string) *exec.Cmd
 }
 
 // Collector is one running configuration: buffer, lines, engine, poll
