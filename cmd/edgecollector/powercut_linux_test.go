@@ -78,6 +78,11 @@ func TestPowerCut(t *testing.T) {
 		p := testpeer.Start(t, collectorBin, "run", "-c", cfg, "--print-appended")
 		p.WaitOutput(t, "appended ", 60*time.Second) // it came back
 		time.Sleep(time.Duration(50+rng.IntN(1500)) * time.Millisecond)
+		// The power goes off for everything at once: the collector is
+		// frozen first, so that it cannot report as appended a write that
+		// the cut file system then drops, and killed after the cut.
+		p.Signal(syscall.SIGSTOP)
+		waitStopped(t, p.Cmd.Process.Pid)
 		unsynced := l.cut()
 		p.Signal(syscall.SIGKILL)
 		p.Wait(20 * time.Second)
@@ -110,5 +115,34 @@ func TestPowerCut(t *testing.T) {
 	}
 	if named > 0 {
 		t.Fatalf("%d appended seqs lost (named) after power cuts that dropped only unsynced data; events:\n%s", named, strings.Join(l.texts, "\n"))
+	}
+}
+
+// waitStopped waits until every thread of pid is stopped (SIGSTOP): none
+// runs user code any more.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread is gone
+			}
+			// pid (comm) STATE ...: comm may hold spaces, the state follows the last ')'.
+			s := string(b)
+			if i := strings.LastIndexByte(s, ')'); i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector (pid %d) did not stop in 10 s", pid)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
