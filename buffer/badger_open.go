@@ -84,7 +84,9 @@ func (s *Badger) firstOpen(ctx context.Context, pending *[]*edge.Message) error 
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(s.opts.Dir, memorySeqFile)); errors.Is(err, os.ErrNotExist) && s.degraded == "" {
+	if _, err := os.Stat(filepath.Join(s.opts.Dir, memorySeqFile)); errors.Is(err, os.ErrNotExist) && s.degraded == degradedOpening {
+		// Created while the disk has room, so that it can be rewritten in
+		// place on a full one.
 		writeSeqFile(filepath.Join(s.opts.Dir, memorySeqFile), s.last)
 	}
 	return nil

@@ -276,3 +276,18 @@ func TestBadgerMemorySeqsNeverReused(t *testing.T) {
 		t.Fatalf("dropped ranges reported %v, want 3-5", reported)
 	}
 }
+
+// TestBadgerSeqFilesExistAfterOpen: the small files beside the database are
+// created while the disk has room, so that on a full disk they are only
+// rewritten in place.
+func TestBadgerSeqFilesExistAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	defer s.Close()
+	mustAppend(t, s, rt(t0, 1))
+	for _, f := range []string{memorySeqFile, marksFile, "seq.ceiling"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s after open and an append: %v", f, err)
+		}
+	}
+}
