@@ -16,7 +16,7 @@ import (
 // the periodic work that writes acknowledgements and leaves a degraded
 // state.
 func (s *Badger) degrade(why string) {
-	if s.degraded == "" {
+	if s.degraded == "" || s.degraded == degradedOpening {
 		s.log.Error("buffer is not durable: messages are held in memory until the disk is usable", "reason", why, "memory_queue", s.opts.MemoryQueue)
 	}
 	s.degraded = why
