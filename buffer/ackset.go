@@ -102,3 +102,24 @@ func (a *ackSet) unmarshal(b []byte) error {
 	}
 	return r.err
 }
+
+// Missing returns the ranges of [first, last] not in the set.
+func (a *ackSet) Missing(first, last uint64) []edge.SeqRange {
+	var out []edge.SeqRange
+	for q := first; q <= last; {
+		q = a.NextMissing(q)
+		if q > last || q == 0 {
+			break
+		}
+		end := last
+		if i := a.find(q); i < len(a.r) && a.r[i].First <= last {
+			end = a.r[i].First - 1
+		}
+		out = append(out, edge.SeqRange{First: q, Last: end})
+		if end == last {
+			break
+		}
+		q = end + 1
+	}
+	return out
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,14 +17,31 @@ import (
 	"github.com/hazwatch/edgecollector/edge"
 )
 
+// probeEnv makes the test binary the probe's child (see testProbe).
+const probeEnv = "BUFFER_TEST_PROBE"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(probeEnv) == "1" {
+		os.Exit(ProbeMain(os.Args[1:], os.Stderr))
+	}
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
 		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2/z.(*AllocatorPool).freeupAllocators"))
+}
+
+// testProbe runs the probe in a child process of the test binary, as the
+// collector runs it in a child of its own binary.
+func testProbe(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), probeEnv+"=1")
+	return cmd
 }
 
 func openAt(t *testing.T, dir string, o BadgerOpts) *Badger {
 	t.Helper()
 	o.Dir = dir
+	if o.Probe == nil {
+		o.Probe = testProbe
+	}
 	if o.Uplinks == nil {
 		o.Uplinks = []string{"mqtt"}
 	}
@@ -110,13 +129,14 @@ func TestBadgerCorruptDatabaseMovedAside(t *testing.T) {
 		t.Fatalf("corrupt database not kept aside: %v", aside)
 	}
 	got, _ := s.Unacked("mqtt", 0, 0, 10)
-	if len(got) != 1 || got[0].Events[0].State != edge.StateBufferRecreated {
-		t.Fatalf("want one buffer_recreated event, got %+v", got)
+	if len(got) != 2 || got[0].Events[0].State != edge.StateBufferDropped || got[1].Events[0].State != edge.StateBufferRecreated {
+		t.Fatalf("want a buffer_dropped and a buffer_recreated event, got %s", eventTexts(drain(t, s, "mqtt").events))
 	}
-	e := got[0].Events[0]
-	if got[0].Seq <= 5 || len(e.Ranges) != 1 || e.Ranges[0].Last < 5 {
-		t.Fatalf("recreated event seq %d ranges %v: seqs must continue above every seq issued before", got[0].Seq, e.Ranges)
+	d, e := got[0].Events[0], got[1].Events[0]
+	if got[0].Seq <= 5 || !reflect.DeepEqual(d.Ranges, []edge.SeqRange{{First: 1, Last: 5}}) || len(e.Ranges) != 1 || e.Ranges[0].First != 6 {
+		t.Fatalf("events seq %d ranges %v (issued and lost) and %v (not issued): want 1-5 lost and seqs above every seq issued before", got[0].Seq, d.Ranges, e.Ranges)
 	}
+	t.Log(d.Message)
 	t.Log(e.Message)
 }
 
@@ -165,7 +185,7 @@ func TestBadgerDiskFullHoldsInMemory(t *testing.T) {
 	defer s2.Close()
 	after, _ := s2.Unacked("mqtt", 0, 0, 100)
 	if !equal(seqsOf(after), seqs) {
-		t.Fatalf("after recovery and restart %v, before %v", seqsOf(after), seqs)
+		t.Fatalf("after recovery and restart %v, before %v%s", seqsOf(after), seqs, eventTexts(drain(t, s2, "mqtt").events))
 	}
 }
 
@@ -254,5 +274,20 @@ func TestBadgerMemorySeqsNeverReused(t *testing.T) {
 	}
 	if len(reported) != 1 || reported[0] != (edge.SeqRange{First: 3, Last: 5}) {
 		t.Fatalf("dropped ranges reported %v, want 3-5", reported)
+	}
+}
+
+// TestBadgerSeqFilesExistAfterOpen: the small files beside the database are
+// created while the disk has room, so that on a full disk they are only
+// rewritten in place.
+func TestBadgerSeqFilesExistAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, BadgerOpts{})
+	defer s.Close()
+	mustAppend(t, s, rt(t0, 1))
+	for _, f := range []string{memorySeqFile, marksFile, "seq.ceiling"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s after open and an append: %v", f, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -231,6 +232,79 @@ func TestContract(t *testing.T) {
 					}
 					if !have[q] && q > 5 && !reported {
 						t.Fatalf("seq %d vanished without a drop report", q)
+					}
+				}
+			})
+			t.Run("AckIgnoresSeqsNeverIssued", func(t *testing.T) {
+				s := open(t, Opts{Uplinks: []string{"mqtt"}})
+				mustAppend(t, s, rt(t0, 1), rt(t0, 1), rt(t0, 1)) // 1-3
+				if err := s.Ack("mqtt", 0, 2, 4, 5, 1000); err != nil {
+					t.Fatal(err)
+				}
+				mustAppend(t, s, rt(t0, 1), rt(t0, 1)) // 4, 5: acknowledged before they existed
+				got, _ := s.Unacked("mqtt", 0, 0, 100)
+				if want := []uint64{1, 3, 4, 5}; !reflect.DeepEqual(seqsOf(got), want) {
+					t.Fatalf("unacked %v want %v: an ack for a seq not yet issued must be ignored", seqsOf(got), want)
+				}
+				if d := s.Stats().Uplinks["mqtt"].Depth; d != 4 {
+					t.Fatalf("depth %d want 4", d)
+				}
+			})
+			t.Run("ClosedRefusesAppend", func(t *testing.T) {
+				s := open(t, Opts{Uplinks: []string{"mqtt"}})
+				mustAppend(t, s, rt(t0, 1))
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Append(context.Background(), rt(t0, 1)); !errors.Is(err, ErrClosed) {
+					t.Fatalf("append after close: %v, want ErrClosed", err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatalf("second close: %v", err)
+				}
+			})
+			t.Run("UnackedBounds", func(t *testing.T) {
+				s := open(t, Opts{Uplinks: []string{"mqtt"}})
+				fillStore(t, s, 10, 1)
+				for _, c := range []struct {
+					from, to uint64
+					max      int
+					want     []uint64
+				}{
+					{5, 5, 10, nil}, {6, 5, 10, nil}, {0, 0, 0, nil}, {11, 0, 10, nil},
+					{10, 0, 10, []uint64{10}}, {0, 3, 10, []uint64{1, 2}}, {9, 100, 10, []uint64{9, 10}},
+				} {
+					got, err := s.Unacked("mqtt", c.from, c.to, c.max)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(seqsOf(got), append([]uint64{}, c.want...)) && !(len(got) == 0 && len(c.want) == 0) {
+						t.Fatalf("Unacked(%d, %d, %d) = %v want %v", c.from, c.to, c.max, seqsOf(got), c.want)
+					}
+				}
+			})
+			t.Run("OverflowNamesEverySeq", func(t *testing.T) {
+				s := open(t, Opts{Uplinks: []string{"mqtt"}, MaxMessages: 20})
+				var issued, events []uint64
+				for i := range 100 {
+					m := rt(t0, 1)
+					if i%10 == 0 {
+						m = ev(t0)
+					}
+					mustAppend(t, s, m)
+					issued = append(issued, m.Seq)
+					if m.Kind == edge.KindEvent {
+						events = append(events, m.Seq)
+					}
+					if n := s.Stats().Messages; n > 21 {
+						t.Fatalf("%d messages held at a cap of 20", n)
+					}
+				}
+				a := drain(t, s, "mqtt")
+				a.check(t, s, issued)
+				for _, q := range events {
+					if !a.present[q] {
+						t.Fatalf("event seq %d dropped: 10 events fit in the cap of 20, readings and drop reports go first", q)
 					}
 				}
 			})

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"time"
 
@@ -14,10 +15,24 @@ import (
 // independent of any uplink format. Times are kept to the millisecond, which
 // is what every uplink format carries.
 
-// recordVersion 2 is version 1 followed by an extension: the readings'
-// fault texts and the maintenance events' reason and by. Version 1 records
-// (a previous release's backlog) still decode.
-const recordVersion = 2
+// Versions, each of which still decodes:
+//
+//	v1: 0x01 kind body
+//	v2: 0x02 kind body extension (the readings' fault texts and the
+//	    maintenance events' reason and by)
+//	v3: 0x03 crc32c kind body extension, the CRC32C (Castagnoli, 4 bytes
+//	    big-endian) over the seq (8 bytes big-endian) and what follows it, so
+//	    a damaged value, or a value under another seq's key, is found on
+//	    every read (issue 15)
+const recordVersion = 3
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func recordCRC(seq uint64, body []byte) uint32 {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return crc32.Update(crc32.Checksum(k[:], castagnoli), castagnoli, body)
+}
 
 // value tags
 const (
@@ -32,9 +47,19 @@ const (
 var ErrCorrupt = errors.New("corrupt record")
 
 // EncodeRecord appends the record form of m (without its seq, which is the
-// key) to dst.
+// key, but with a checksum over both) to dst.
 func EncodeRecord(dst []byte, m *edge.Message) []byte {
-	dst = append(dst, recordVersion, byte(m.Kind))
+	start := len(dst)
+	dst = append(dst, recordVersion, 0, 0, 0, 0)
+	dst = encodeBody(dst, m)
+	binary.BigEndian.PutUint32(dst[start+1:], recordCRC(m.Seq, dst[start+5:]))
+	return dst
+}
+
+// encodeBody appends kind, body and extension (version 2 without its
+// version byte).
+func encodeBody(dst []byte, m *edge.Message) []byte {
+	dst = append(dst, byte(m.Kind))
 	dst = binary.AppendVarint(dst, m.Created.UnixMilli())
 	base := m.Created.UnixMilli()
 	dst = binary.AppendUvarint(dst, uint64(len(m.Readings)))
@@ -253,7 +278,19 @@ func DecodeRecord(b []byte, seq uint64, loc *time.Location) (*edge.Message, erro
 	}
 	r := &reader{b: b, loc: loc}
 	version := r.byte1()
-	if r.err == nil && version != 1 && version != recordVersion {
+	switch {
+	case r.err != nil:
+		return nil, r.err
+	case version == 3:
+		if len(r.b) < 4 {
+			return nil, fmt.Errorf("%w: truncated checksum", ErrCorrupt)
+		}
+		want := binary.BigEndian.Uint32(r.b)
+		r.b = r.b[4:]
+		if got := recordCRC(seq, r.b); got != want {
+			return nil, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
+		}
+	case version != 1 && version != 2:
 		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, version)
 	}
 	m := &edge.Message{Seq: seq, Kind: edge.Kind(r.byte1())}

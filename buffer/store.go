@@ -28,6 +28,10 @@ type Store interface {
 	LastSeq() uint64
 	// Appended returns a channel closed at the next append.
 	Appended() <-chan struct{}
+	// Rescan returns a channel closed when messages may have appeared below
+	// seqs already read (a database opened or recovered): an uplink then
+	// reads its backlog again from the lowest unacknowledged seq.
+	Rescan() <-chan struct{}
 	Stats() Stats
 	Close() error
 }
@@ -153,29 +157,55 @@ func rangesOf(seqs []uint64) []edge.SeqRange {
 	return rs
 }
 
-// recordDrop books dropped seqs and returns the event message reporting
-// them.
-func (b *book) recordDrop(seqs []uint64, reason string, now time.Time) *edge.Message {
-	rs := rangesOf(seqs)
-	b.dropped += uint64(len(seqs))
+// bookDrop counts dropped seqs for status.
+func (b *book) bookDrop(rs []edge.SeqRange, count uint64) {
+	b.dropped += count
 	b.ranges = append(b.ranges, rs...)
 	if n := len(b.ranges); n > keepDropRanges {
 		b.ranges = append([]edge.SeqRange(nil), b.ranges[n-keepDropRanges:]...)
 	}
-	return DropEvent(rs, uint64(len(seqs)), reason, now)
 }
+
+// recordDropRanges books dropped seqs and returns the event message
+// reporting them; detail says what happened.
+func (b *book) recordDropRanges(rs []edge.SeqRange, count uint64, reason string, now time.Time, detail string) *edge.Message {
+	b.bookDrop(rs, count)
+	m := DropEvent(rs, count, reason, now)
+	if detail != "" {
+		m.Events[0].Message += "; " + detail
+	}
+	return m
+}
+
+// Drop reasons, as DESIGN.md names them.
+const (
+	ReasonCap     = "cap"
+	ReasonAge     = "age"
+	ReasonQueue   = "queue"
+	ReasonMemory  = "memory"
+	ReasonCorrupt = "corrupt"
+)
 
 // DropEvent is the system buffer_dropped event message for these ranges.
 func DropEvent(rs []edge.SeqRange, count uint64, reason string, now time.Time) *edge.Message {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = r.String()
-	}
 	return &edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{{
 		Type: edge.EventSystem, State: edge.StateBufferDropped, Subject: "buffer", TS: now,
-		Ranges: rs, Count: count,
-		Message: fmt.Sprintf("%d messages dropped (%s): seq %s", count, reason, strings.Join(parts, ",")),
+		Ranges: rs, Count: count, Reason: reason,
+		Message: fmt.Sprintf("%d messages dropped (%s): seq %s", count, reason, rangesText(rs)),
 	}}}
+}
+
+// rangesText lists ranges, the first 32 of them in full.
+func rangesText(rs []edge.SeqRange) string {
+	parts := make([]string, 0, min(len(rs), 33))
+	for i, r := range rs {
+		if i == 32 {
+			parts = append(parts, fmt.Sprintf("and %d more ranges", len(rs)-32))
+			break
+		}
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ",")
 }
 
 // isDropEvent reports whether m reports a drop; such messages are never
@@ -183,6 +213,11 @@ func DropEvent(rs []edge.SeqRange, count uint64, reason string, now time.Time) *
 func isDropEvent(m *edge.Message) bool {
 	return m.Kind == edge.KindEvent && len(m.Events) == 1 && m.Events[0].Type == edge.EventSystem && m.Events[0].State == edge.StateBufferDropped
 }
+
+// dropOrder is the order in which classes are dropped: readings and
+// statistics, then drop reports (their ranges carried into the next
+// report), then events.
+var dropOrder = [...]byte{0, 2, 1}
 
 // class orders messages for dropping: readings and statistics first, then
 // events, never drop reports.

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/hazwatch/edgecollector/buffer"
 	"github.com/hazwatch/edgecollector/config"
 	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/edge"
@@ -74,6 +75,7 @@ commands:
                           put version N back (validated, reloaded under the same rules)
   version                 print the version
   help                    print this list
+  buffer-probe DBDIR      (internal) open and verify a buffer database (run in a child process by run)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) int {
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) i
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK
+	case "buffer-probe":
+		return buffer.ProbeMain(rest, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -228,7 +232,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 			}
 		}()
 	}
-	cd := collector.Deps{OpenI2C: d.openI2C, Logger: log}
+	cd := collector.Deps{OpenI2C: d.openI2C, Logger: log, BufferProbe: buffer.SelfProbe("buffer-probe")}
 	if *printAppended {
 		var mu sync.Mutex
 		out := bufio.NewWriterSize(os.Stdout, 1<<16)

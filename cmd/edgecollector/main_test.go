@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/hazwatch/edgecollector/buffer"
 	"github.com/hazwatch/edgecollector/internal/uplinkschema"
 )
 
@@ -20,6 +21,11 @@ import (
 var collectorBin string
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "buffer-probe" {
+		// A collector run in-process (run) probes its buffer in a child of
+		// this binary, as the real binary does with itself.
+		os.Exit(buffer.ProbeMain(os.Args[2:], os.Stderr))
+	}
 	dir, err := os.MkdirTemp("", "edgecollector-test-")
 	if err != nil {
 		panic(err)

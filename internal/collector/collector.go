@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -39,6 +40,11 @@ type Deps struct {
 	// OnAppendBatch sees each append call's messages after it returned
 	// (err != nil: they are not durable).
 	OnAppendBatch func([]*edge.Message, error)
+	// BufferProbe runs the buffer's probe in a child process (the binary:
+	// buffer.SelfProbe("buffer-probe")), so that a database that makes
+	// badger panic is moved aside instead of crash-looping; nil: opened in
+	// this process only.
+	BufferProbe func(ctx context.Context, args ...string) *exec.Cmd
 }
 
 // Collector is one running configuration: buffer, lines, engine, poll
@@ -137,10 +143,15 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	c.enc = &jsonfmt.Encoder{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, Location: c.loc}
 	c.queue = edge.NewQueue(cfg.Buffer.Queue)
 	dir := cfg.Resolve(cfg.Buffer.Dir)
-	store, err := buffer.OpenBadger(ctx, buffer.BadgerOpts{
+	bo := buffer.BadgerOpts{
 		Opts: buffer.Opts{Uplinks: uplinkNames(cfg), MaxBytes: int64(cfg.Buffer.MaxBytes), Retention: cfg.Buffer.Retention.D(), Location: c.loc},
 		Dir:  dir, MinFree: int64(cfg.Buffer.MinFree), MemoryQueue: cfg.Buffer.MemoryQueue, Profile: cfg.Buffer.Profile, Logger: log,
-	})
+		Background: true, // polling never waits for the disk
+	}
+	if prev == nil {
+		bo.Probe = d.BufferProbe // a reload reopens what this process just had open
+	}
+	store, err := buffer.OpenBadger(ctx, bo)
 	if err != nil {
 		return nil, err
 	}
@@ -311,10 +322,10 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 		OnBatch: c.deps.OnAppendBatch, CommitInterval: commitInterval(cfg)}
 	goRun(&appends, appendCtx, "appender", app.Run)
 	if c.mqtt != nil {
-		supervised("mqtt uplink", c.mqtt.Run)
+		supervised("mqtt uplink", afterOpen(c.store, c.mqtt.Run))
 	}
 	if c.hj212 != nil {
-		supervised("hj212 uplink", c.hj212.Run)
+		supervised("hj212 uplink", afterOpen(c.store, c.hj212.Run))
 	}
 	if cfg.Status.Listen != "" {
 		supervised("status listener", c.serveStatus)
@@ -553,4 +564,17 @@ func commitInterval(cfg *config.Config) time.Duration {
 		return p.D()
 	}
 	return 0
+}
+
+// afterOpen runs f once the buffer's open has settled, so an uplink's first
+// connection sees the stored backlog as backlog.
+func afterOpen(s *buffer.Badger, f func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-s.Opened():
+		case <-ctx.Done():
+			return nil
+		}
+		return f(ctx)
+	}
 }
