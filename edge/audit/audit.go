@@ -219,6 +219,14 @@ func New(o Opts) (*Log, error) {
 	if b, err := os.ReadFile(HeadFile(o.Path)); err == nil {
 		kept := strings.TrimSpace(string(b))
 		switch behind := c.behind(kept); {
+		case kept == "":
+			// A power cut before the head's bytes reached the disk (an
+			// older release did not sync it): no head to check against,
+			// as if it were missing.
+			if err := writeHead(o.Path, c.n, c.head); err != nil {
+				return nil, fmt.Errorf("audit log %s: %w", o.Path, err)
+			}
+			notes = append(notes, "the kept head was empty (a power cut before it was written): written again")
 		case behind == 0:
 		case behind > 0:
 			if err := writeHead(o.Path, c.n, c.head); err != nil {
@@ -378,10 +386,31 @@ func (l *Log) Close() error {
 // HeadFile is where the kept head is written.
 func HeadFile(path string) string { return path + ".head" }
 
+// writeHead replaces the kept head durably: the new bytes are synced
+// before the rename and the directory after it, so a power cut leaves the
+// old head or the new one, never an empty file.
 func writeHead(path string, n uint64, h string) error {
 	tmp := HeadFile(path) + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %s\n", n, h)), 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, HeadFile(path))
+	_, err = fmt.Fprintf(f, "%d %s\n", n, h)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, HeadFile(path)); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

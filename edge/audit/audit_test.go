@@ -167,3 +167,25 @@ func TestCrashTracesAreRepaired(t *testing.T) {
 		t.Fatal("verify accepted a log whose last entry was removed")
 	}
 }
+
+// TestEmptyHeadAfterPowerCut: an older release wrote the kept head without
+// a sync; a power cut then leaves it empty. That must not stop the next
+// start (the collector would not poll): the head is written again.
+func TestEmptyHeadAfterPowerCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record("control", "reset", "ESD-1", "uid 0", "")
+	l.Close()
+	os.WriteFile(HeadFile(path), nil, 0o600)
+	l, err = Open(path, nil)
+	if err != nil || !strings.Contains(l.Repaired, "empty") {
+		t.Fatalf("open with an empty head: %v %q", err, l.Repaired)
+	}
+	l.Close()
+	if _, err := Verify(path, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+}
