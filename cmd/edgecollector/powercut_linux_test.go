@@ -67,14 +67,9 @@ func TestPowerCut(t *testing.T) {
 	// commits, so the cuts land in the middle of some.
 	conf := pointsConfig(slave, mnt, fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t)), 4, 100, 20*time.Millisecond, "")
 	conf = strings.Replace(conf, fmt.Sprintf("buffer: {dir: %q}", mnt), fmt.Sprintf("buffer: {dir: %q, commit_interval: 0s}", mnt), 1)
-	// The audit log lives outside the cut file system: its kept head is
-	// written without a sync, so a power cut leaves it empty and the next
-	// start refuses the log (the collector does not come back). That is
-	// the audit log's to fix; EDGECOLLECTOR_POWERCUT_AUDIT=1 puts it under
-	// the cut to show it.
-	if os.Getenv("EDGECOLLECTOR_POWERCUT_AUDIT") != "1" {
-		conf += fmt.Sprintf("audit: {file: %q}\n", filepath.Join(dir, "audit.log"))
-	}
+	// The audit log lives in the data dir, under the cut file system too:
+	// a cut must leave it in a state the next start accepts (its kept head
+	// is synced before its rename).
 	cfg := writeFile(t, dir, "c.yaml", conf)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 50))
 	var reported []uint64
