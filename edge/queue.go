@@ -100,7 +100,7 @@ func (q *Queue) Take(n int) []*Message {
 	if d := q.drops; d.messages > 0 {
 		now := time.Now()
 		out = append(out, &Message{Kind: KindEvent, Created: now, Events: []Event{{
-			Type: EventSystem, State: StateBufferDropped, Subject: "appender_queue", TS: now, Count: uint64(d.messages),
+			Type: EventSystem, State: StateBufferDropped, Subject: "appender_queue", TS: now, Count: uint64(d.messages), Reason: "queue",
 			Message: fmt.Sprintf("appender queue full: %d messages (%d readings, %d events) created %s to %s were dropped before they got a seq",
 				d.messages, d.readings, d.events, d.first.Format(time.RFC3339Nano), d.last.Format(time.RFC3339Nano)),
 		}}})
