@@ -276,7 +276,7 @@ type Event struct {
 	Ranges    []SeqRange // buffer_dropped: dropped; buffer_recreated: not issued
 	Count     uint64     // buffer_dropped: messages dropped in Ranges
 	Message   string     // a sentence for people
-	Reason    string     // maintenance: why the point is out of service
+	Reason    string     // maintenance: why out of service; buffer_dropped: cap, age, queue, memory, corrupt
 	By        string     // maintenance: who took it out or put it back
 }
 
