@@ -78,6 +78,33 @@ type Opts struct {
 	// Now is the clock of heartbeats and answers to CN=1011 (nil:
 	// time.Now).
 	Now func() time.Time
+
+	// Settings are what the platform set before (persisted by the caller:
+	// they outlive a restart); zero fields take the options above.
+	// OnSettings sees every change a platform command makes, after the
+	// command was accepted: it persists it and applies what is not the
+	// client's (the real-time and minute intervals); an error answers the
+	// command ExeRtn=2. Audit records every command that changes
+	// something.
+	Settings   Settings
+	OnSettings func(Settings) error
+	Audit      func(cn, what string)
+	// ClockPolicy says whether a CN=1012 sets the gateway's clock:
+	// "never" (default), "when_unsynced" (only while ClockSynced says the
+	// clock is not kept by a time service), "always". SetClock steps it.
+	ClockPolicy string
+	ClockSynced func() bool
+	SetClock    func(time.Time) error
+}
+
+// Settings are the values a platform's commands set and read.
+type Settings struct {
+	RtdInterval time.Duration `json:"rtd_interval"` // CN 1061/1062
+	MinInterval int           `json:"min_interval"` // CN 1063/1064, minutes
+	PW          string        `json:"pw"`           // CN 1072
+	RealTimeOff bool          `json:"realtime_off"` // CN 2012 (off) / 2011 (on)
+	OverTime    time.Duration `json:"overtime"`     // CN 1000
+	ReCount     int           `json:"recount"`
 }
 
 // DefaultOpts are the documented defaults; set Address, MN, Factors and
@@ -106,6 +133,7 @@ type Client struct {
 	mu       sync.Mutex
 	overTime time.Duration
 	reCount  int
+	set      Settings
 }
 
 // Stats count the client's work: Sent and Resent count packets, Acked seqs
@@ -172,8 +200,18 @@ func New(o Opts) (*Client, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	c := &Client{o: o, overTime: o.OverTime, reCount: o.ReCount}
-	c.enc = &Encoder{Version: v, ST: o.ST, PW: o.PW, MN: o.MN, Ack: o.Ack, Factors: o.Factors, Location: o.Location}
+	if st := o.Settings; st.PW != "" {
+		o.PW = st.PW
+	}
+	if st := o.Settings; st.OverTime > 0 && st.ReCount > 0 {
+		o.OverTime, o.ReCount = st.OverTime, st.ReCount
+	}
+	c := &Client{o: o, overTime: o.OverTime, reCount: o.ReCount, set: o.Settings}
+	c.set.PW, c.set.OverTime, c.set.ReCount = o.PW, o.OverTime, o.ReCount
+	if c.set.MinInterval == 0 {
+		c.set.MinInterval = 1
+	}
+	c.enc = &Encoder{Version: v, ST: o.ST, PW: o.PW, MN: o.MN, Ack: o.Ack, Factors: o.Factors, Location: o.Location, NoRealTime: o.Settings.RealTimeOff}
 	if v != 0 {
 		errs = append(errs, c.enc.Check())
 	}
@@ -203,8 +241,15 @@ func New(o Opts) (*Client, error) {
 	return c, nil
 }
 
-// Encoder is the client's encoder (the same packets it sends).
-func (c *Client) Encoder() *Encoder { return c.enc }
+// Encoder is the client's encoder (the same packets it sends). A platform's
+// CN=1072 (password) or 2011/2012 (real-time upload on/off) replaces it.
+func (c *Client) Encoder() *Encoder { return c.encoder() }
+
+func (c *Client) encoder() *Encoder {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enc
+}
 
 // FrameOpts are the client's codec options (its cipher).
 func (c *Client) FrameOpts() FrameOpts { return c.frames }
@@ -289,7 +334,7 @@ func (c *Client) session(ctx context.Context, conn net.Conn) error {
 	go func() { defer wg.Done(); s.historyWorker(sctx, hist, fail) }()
 
 	var hb <-chan time.Time
-	if c.enc.Version == V2025 && c.o.Heartbeat > 0 {
+	if c.encoder().Version == V2025 && c.o.Heartbeat > 0 {
 		t := time.NewTicker(c.o.Heartbeat)
 		defer t.Stop()
 		hb = t.C
@@ -330,6 +375,9 @@ func (s *session) read(ctx context.Context, in chan<- Packet, fail chan<- error)
 		if err != nil {
 			if errors.Is(err, ErrFrame) || errors.Is(err, ErrCRC) {
 				s.c.log.Warn("skipping a frame from the platform", "err", err, "frame", clip(raw))
+				if errors.Is(err, ErrCRC) {
+					s.crcError(raw)
+				}
 				continue
 			}
 			select {
@@ -359,7 +407,7 @@ func (s *session) send(m *edge.Message, resend bool) (uplink.Sent, error) {
 	if f := s.inflight[m.Seq]; f != nil {
 		return s.again(f)
 	}
-	parts, err := s.c.enc.Packets(m, resend)
+	parts, err := s.c.encoder().Packets(m, resend)
 	var frames [][]byte
 	if err == nil {
 		frames, err = s.encode(parts)
@@ -393,7 +441,7 @@ func (s *session) send(m *edge.Message, resend bool) (uplink.Sent, error) {
 
 // again sends, RF=1, the packets of a flight not yet answered.
 func (s *session) again(f *flight) (uplink.Sent, error) {
-	parts, err := s.c.enc.Packets(f.m, true)
+	parts, err := s.c.encoder().Packets(f.m, true)
 	if err != nil || len(parts) != len(f.acked) {
 		return uplink.Sent{}, fmt.Errorf("seq %d: re-encoding gave %d packets, first time %d: %v", f.m.Seq, len(parts), len(f.acked), err)
 	}
@@ -506,7 +554,7 @@ func (s *session) dataAck(p Packet) {
 
 // heartbeat sends a 9015 (2025).
 func (s *session) heartbeat() error {
-	p := Packet{QN: QNAt(s.c.o.Now().In(s.c.o.Location)), ST: s.c.o.ST, CN: CNHeartbeat, PW: s.c.o.PW, MN: s.c.o.MN,
-		Flag: MakeFlag(s.c.enc.Version, false, false)}
+	p := Packet{QN: QNAt(s.c.o.Now().In(s.c.o.Location)), ST: s.c.o.ST, CN: CNHeartbeat, PW: s.c.encoder().PW, MN: s.c.o.MN,
+		Flag: MakeFlag(s.c.encoder().Version, false, false)}
 	return s.writePackets(p)
 }

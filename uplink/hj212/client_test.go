@@ -643,11 +643,21 @@ func TestCommands(t *testing.T) {
 	s.send(bad)
 	s.expect(CNQnRtn, "20240501100000010", "QnRtn=4")
 	s.send(req("20240501100000011", "3011", "PolId=w01018"))
-	s.expect(CNQnRtn, "20240501100000011", "QnRtn=2")
+	s.expect(CNQnRtn, "20240501100000011", "QnRtn=8") // a CN we do not know: CN error
+	bad = req("20240501100000013", CNGetTime, "")
+	bad.ST = "21"
+	s.send(bad)
+	s.expect(CNQnRtn, "20240501100000013", "QnRtn=5")
+	bad = req("20240501100000014", CNGetTime, "")
+	bad.Flag = MakeFlag(V2017, true, false) // another protocol version
+	s.send(bad)
+	s.expect(CNQnRtn, "20240501100000014", "QnRtn=6")
 
-	// Garbage and a bad CRC are skipped; the connection goes on.
+	// Garbage is skipped; a command with a bad CRC is answered QnRtn=9;
+	// the connection goes on.
 	conn.Write([]byte("garbage##12ab\r\n"))
 	conn.Write(reframe("QN=1;ST=32;CN=1011;PW=123456;MN=MN0001;Flag=9;CP=&&&&", "0000"))
+	s.expect(CNQnRtn, "1", "QnRtn=9")
 	s.send(req("20240501100000012", CNGetTime, ""))
 	s.expect(CNQnRtn, "20240501100000012", "QnRtn=1")
 	s.expect(CNGetTime, "20240501100000012", "SystemTime=20240501100000")

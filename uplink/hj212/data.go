@@ -15,7 +15,14 @@ import (
 const (
 	CNSetOverTime = "1000" // platform: set OverTime and ReCount
 	CNGetTime     = "1011" // platform: get the field time; we: upload it
-	CNSetTime     = "1012" // platform: set the field time (answered, not obeyed)
+	CNSetTime     = "1012" // platform: set the field time (policy: accept_platform_time)
+	CNGetRtdInt   = "1061" // platform: read the real-time data interval
+	CNSetRtdInt   = "1062" // platform: set it
+	CNGetMinInt   = "1063" // platform: read the minute-statistics interval
+	CNSetMinInt   = "1064" // platform: set it
+	CNSetPW       = "1072" // platform: set the access password
+	CNRealTimeOff = "2012" // platform: stop real-time uploads (2011 starts them)
+	CNDay         = "2031" // daily statistics (history request)
 	CNRealTime    = "2011" // real-time data
 	CNMinute      = "2051" // minute statistics (upload and history request)
 	CNHour        = "2061" // hour statistics (upload and history request)
@@ -74,6 +81,9 @@ type Encoder struct {
 	// Location is the time zone of QN and DataTime: the configured UTC
 	// offset (nil: UTC).
 	Location *time.Location
+	// NoRealTime: the platform stopped real-time uploads (CN 2012): rtd
+	// messages give no packets until a CN 2011 starts them again.
+	NoRealTime bool
 }
 
 func (e *Encoder) loc() *time.Location {
@@ -149,7 +159,7 @@ func (e *Encoder) Packets(m *edge.Message, resend bool) ([]Packet, error) {
 	case edge.KindRTD:
 		// One 2011 per rtd_interval per MN, every factor in it; the rt
 		// messages (a poll group's tick) are not sent over HJ 212.
-		if cp, ok := e.RealTimeCP(m); ok {
+		if cp, ok := e.RealTimeCP(m); ok && !e.NoRealTime {
 			us = append(us, unit{CNRealTime, cp})
 		}
 	case edge.KindStat:
@@ -187,6 +197,22 @@ func (e *Encoder) History(m *edge.Message, cn, qn string, begin, end time.Time) 
 		return nil, fmt.Errorf("seq %d: %w", m.Seq, err)
 	}
 	return ps, nil
+}
+
+// DayHistory returns the packets that answer a CN=2031 request qn with
+// daily statistics (one Stat per point and day: Start is the day's start,
+// the period field is not read).
+func (e *Encoder) DayHistory(days []edge.Stat, qn string) ([]Packet, error) {
+	m := &edge.Message{Kind: edge.KindStat, Stats: make([]edge.Stat, len(days))}
+	for i, d := range days {
+		d.Period = edge.Hour // grouped by start, like any period
+		m.Stats[i] = d
+	}
+	us := e.statUnits(m, func(*edge.Stat) bool { return true })
+	for i := range us {
+		us[i].cn = CNDay
+	}
+	return e.build(us, qn, false, false)
 }
 
 // splitHeader is the room PNUM and PNO take in the header at most.
