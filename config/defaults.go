@@ -82,7 +82,7 @@ func applyDefaults(c *Config) {
 				b.StopBits = lo.StopBits
 			}
 		}
-		if b.Type == BusModbusTCP && b.ConnectTimeout == 0 {
+		if (b.Type == BusModbusTCP || b.Type == BusModbusRTUTCP) && b.ConnectTimeout == 0 {
 			b.ConnectTimeout = Duration(lo.ConnectTimeout)
 		}
 	}
