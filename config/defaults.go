@@ -62,6 +62,7 @@ func i2cDefaults(model string) (time.Duration, int) {
 func ptr[T any](v T) *T { return &v }
 
 func applyDefaults(c *Config) {
+	modbusServerDefaults(c)
 	if c.Gateway.UTCOffset == "" {
 		c.Gateway.UTCOffset = DefaultUTCOffset
 	}

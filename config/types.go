@@ -34,6 +34,8 @@ type Config struct {
 	Status     Status      `yaml:"status"`
 	Audit      Audit       `yaml:"audit"`
 	Log        Log         `yaml:"log"`
+	// ModbusServer is the control room's read-only Modbus TCP server (off when absent).
+	ModbusServer *ModbusServer `yaml:"modbus_server"`
 }
 
 // Gateway identifies the site and the box to the platform.

@@ -83,6 +83,7 @@ func (v *validator) validate() {
 	}
 	v.buffer()
 	v.uplink()
+	v.modbusServer()
 	if c.Status.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Status.Listen); err != nil || !validPort(port) {
 			v.at("status.listen", "want host:port such as 127.0.0.1:9108 (a bare :9108 binds loopback only), got %q", c.Status.Listen)

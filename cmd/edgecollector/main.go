@@ -32,6 +32,7 @@ import (
 	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/internal/collector"
+	"github.com/hazwatch/edgecollector/uplink/modbusserver"
 )
 
 // Exit codes.
@@ -73,6 +74,7 @@ commands:
   config diff -c FILE A B what changed between versions (numbers, last or file)
   config rollback -c FILE N
                           put version N back (validated, reloaded under the same rules)
+  modbus-map -c FILE      print the control room's Modbus register map (modbus_server)
   version                 print the version
   help                    print this list
   buffer-probe DBDIR      (internal) open and verify a buffer database (run in a child process by run)
@@ -99,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) i
 		return cmdAudit(rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
+	case "modbus-map":
+		return modbusserver.Command(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK

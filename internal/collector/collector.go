@@ -333,6 +333,12 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 	if cfg.Status.Listen != "" {
 		supervised("status listener", c.serveStatus)
 	}
+	// The control room's Modbus server (modbusserver.go), off unless configured.
+	if ms, err := c.modbusServer(); err != nil {
+		c.log.Error("modbus server not started", "err", err)
+	} else if ms != nil {
+		supervised("modbus server", ms)
+	}
 	for _, s := range services {
 		supervised(s.Name, s.Run)
 	}
