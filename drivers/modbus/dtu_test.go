@@ -21,17 +21,15 @@ import (
 // a TCP connection and one end of a socat pty pair whose other end a
 // pymodbus RTU slave serves, and can spoil, delay or hang up like a real one.
 type dtuStandIn struct {
-	tty   *os.File
-	mode  atomic.Int32 // passThrough, corruptNext, garbageNext, lateNext
-	late  time.Duration
-	mu    sync.Mutex
-	conn  net.Conn
-	wg    sync.WaitGroup
-	ln    net.Listener
-	count atomic.Int32 // connections bridged
+	tty    *os.File
+	mode   atomic.Int32 // passThrough, corruptNext, garbageNext
+	mu     sync.Mutex
+	delays []time.Duration // holds the next answers back this long each, in turn
+	conn   net.Conn
+	wg     sync.WaitGroup
+	ln     net.Listener
+	count  atomic.Int32 // connections bridged
 }
-
-const lateNext int32 = 10
 
 // newDTUStandIn starts a pymodbus RTU slave serving units on a pty pair and
 // a stand-in DTU on the other end. It returns the stand-in and the slave's
@@ -44,7 +42,7 @@ func newDTUStandIn(t *testing.T, units string) (*dtuStandIn, []manifestEntry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dtuStandIn{tty: f, late: 450 * time.Millisecond}
+	d := &dtuStandIn{tty: f}
 	d.wg.Add(1)
 	go d.pumpAnswers()
 	t.Cleanup(func() {
@@ -68,17 +66,36 @@ func (d *dtuStandIn) pumpAnswers() {
 			return
 		}
 		b := append([]byte(nil), buf[:n]...)
+		if w := d.nextDelay(); w > 0 {
+			time.Sleep(w)
+		}
 		switch d.mode.Swap(passThrough) {
 		case corruptNext:
 			b[len(b)-1] ^= 0x5A
 		case garbageNext:
 			d.send([]byte{0x01, 0x03, 0xFF, 0x00, 0x13, 0x37, 'D', 'T', 'U'})
 			time.Sleep(5 * time.Millisecond)
-		case lateNext:
-			time.Sleep(d.late)
 		}
 		d.send(b)
 	}
+}
+
+// delayNext holds the next answers back, one delay per answer.
+func (d *dtuStandIn) delayNext(w ...time.Duration) {
+	d.mu.Lock()
+	d.delays = append(d.delays, w...)
+	d.mu.Unlock()
+}
+
+func (d *dtuStandIn) nextDelay() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.delays) == 0 {
+		return 0
+	}
+	w := d.delays[0]
+	d.delays = d.delays[1:]
+	return w
 }
 
 func (d *dtuStandIn) send(b []byte) {
@@ -183,7 +200,7 @@ func faultCases(t *testing.T, d *dtuStandIn, line *Line) {
 	// A late answer (after the timeout) with one retry: the poll stays good
 	// and the next poll is not confused by the extra answer.
 	late := NewDevice(line, DeviceOpts{Name: "d1", Unit: 1, Timeout: 300 * time.Millisecond, Retries: 1, ProbeEvery: 1}).Source([]Spec{reg(0, Int16), reg(1, Uint16)})
-	d.mode.Store(lateNext)
+	d.delayNext(450 * time.Millisecond)
 	for i := range 3 {
 		out := readOnce(late, 2)
 		if out[0].Quality != edge.Good || out[0].Value != edge.Num(-1234) || out[1].Value != edge.Num(54320) {
@@ -193,6 +210,23 @@ func faultCases(t *testing.T, d *dtuStandIn, line *Line) {
 	if n := late.dev.Requests(); n != 4 {
 		t.Fatalf("%d requests for 3 polls, want 4: the late answer should have cost exactly one retry", n)
 	}
+	// As TestRTULateAnswerIsNotTakenForTheNextBlock on a serial line: the
+	// retry's own answer, arriving after the late one, must not be taken
+	// for the next block's (same unit, same length, other registers).
+	blocks := NewDevice(line, DeviceOpts{Name: "d1", Unit: 1, Timeout: 400 * time.Millisecond, Retries: 1, ProbeEvery: 1}).Source([]Spec{reg(1, Uint16), reg(25, Int16)})
+	check := func(what string) {
+		t.Helper()
+		out := readOnce(blocks, 2)
+		for i, want := range []edge.Value{edge.Num(54320), edge.Num(-1234)} {
+			if out[i].Quality != edge.Good || out[i].Value != want {
+				t.Fatalf("%s: point %d: %s %v (want %v) %v", what, i, out[i].Quality, out[i].Value, want, out[i].Err)
+			}
+		}
+	}
+	check("two blocks, clean")
+	d.delayNext(600*time.Millisecond, 150*time.Millisecond)
+	check("two blocks, one late answer")
+	check("two blocks, next poll")
 }
 
 // TestRTUOverTCPPymodbus: modbus-rtu-tcp, the collector dials a serial

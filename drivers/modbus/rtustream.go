@@ -1,6 +1,9 @@
 package modbus
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -55,4 +58,63 @@ func readRTUAnswer(p rtuPort, adu []byte, deadline time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("garbled line: %d bytes without a valid answer", len(buf))
 		}
 	}
+}
+
+// lateGuard keeps a late answer from passing for the answer to another
+// request. RTU frames carry no transaction id: a late answer of the same
+// unit and length would be taken for the next request's answer (another
+// block's values). It remembers a request whose answer may still arrive
+// (owed), and before a different request to that unit reads the line until
+// the owed answer has arrived (and is dropped) or its time is up. A retry
+// of the same request needs no wait: the late answer answers it too. Other
+// units' frames are told apart by the unit id.
+type lateGuard struct {
+	owed  []byte
+	until time.Time
+}
+
+// after records how the request adu ended (err from readRTUAnswer).
+func (g *lateGuard) after(adu []byte, err error, timeout time.Duration) {
+	switch {
+	case errors.Is(err, ErrTimeout):
+		// The slave may still answer, after the next request went out.
+		g.owe(adu, timeout)
+	case err == nil && g.owed != nil && bytes.Equal(g.owed, adu):
+		// A retry of a timed-out request: what was read may have been the
+		// late answer to the first try, and this try's answer may follow.
+		g.owe(adu, timeout)
+	}
+}
+
+func (g *lateGuard) owe(adu []byte, timeout time.Duration) {
+	g.owed = append(g.owed[:0], adu...)
+	g.until = time.Now().Add(timeout)
+}
+
+// settle waits, reading p, for an answer owed by adu's unit before adu
+// goes out. It returns a *portError when p fails, or ctx's error.
+func (g *lateGuard) settle(ctx context.Context, p rtuPort, adu []byte) error {
+	if g.owed == nil {
+		return nil
+	}
+	if !time.Now().Before(g.until) {
+		g.owed = nil
+		return nil
+	}
+	if bytes.Equal(g.owed, adu) || g.owed[0] != adu[0] {
+		return nil
+	}
+	deadline := g.until
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	owed := g.owed
+	g.owed = nil
+	if _, err := readRTUAnswer(p, owed, deadline); err != nil && !errors.Is(err, ErrTimeout) {
+		var pe *portError
+		if errors.As(err, &pe) {
+			return err
+		}
+	}
+	return ctx.Err()
 }

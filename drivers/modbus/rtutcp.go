@@ -148,6 +148,7 @@ type streamTransport struct {
 
 	timeout time.Duration // per request, set under the line lock
 	last    time.Time     // end of the last frame
+	late    lateGuard     // under the line lock
 
 	mu     sync.Mutex
 	stream *connStream
@@ -242,6 +243,14 @@ func (t *streamTransport) Send(ctx context.Context, adu []byte) ([]byte, error) 
 		}
 	}
 	defer func() { t.last = time.Now() }()
+	if err := t.late.settle(ctx, s, adu); err != nil {
+		var pe *portError
+		if errors.As(err, &pe) {
+			t.drop(s)
+			return nil, fmt.Errorf("%s: read: %w", t.desc, pe.err)
+		}
+		return nil, err
+	}
 	if err := s.purge(); err != nil {
 		t.drop(s)
 		return nil, fmt.Errorf("%s: connection lost: %w", t.desc, err)
@@ -255,6 +264,7 @@ func (t *streamTransport) Send(ctx context.Context, adu []byte) ([]byte, error) 
 		return nil, fmt.Errorf("%s: write: %w", t.desc, err)
 	}
 	ans, err := readRTUAnswer(s, adu, deadline)
+	t.late.after(adu, err, t.timeout)
 	var pe *portError
 	if errors.As(err, &pe) {
 		t.drop(s)
