@@ -74,6 +74,8 @@ func (v *validator) dtuBus(p string, b *Bus, notFor func(string, bool, string)) 
 		v.at(p+".listen", "required for modbus-rtu-dtu: write the host:port DTUs dial in to, e.g. listen: 0.0.0.0:9000")
 	} else if _, port, err := net.SplitHostPort(b.Listen); err != nil || !validPort(port) {
 		v.at(p+".listen", "want host:port such as 0.0.0.0:9000, got %q", b.Listen)
+	} else if sameListen(b.Listen, v.cfg.Status.Listen) {
+		v.at(p+".listen", "%s is also status.listen; DTUs need their own port", b.Listen)
 	}
 	r := b.Register
 	if r == nil {

@@ -71,6 +71,14 @@ func (v *validator) modbusServer() {
 	} else if _, port, err := net.SplitHostPort(s.Listen); err != nil || !validPort(port) {
 		v.at(p+".listen", "want host:port such as 0.0.0.0:1502, got %q", s.Listen)
 	}
+	if s.Listen != "" && sameListen(s.Listen, v.cfg.Status.Listen) {
+		v.at(p+".listen", "%s is also status.listen; give the Modbus server its own port", s.Listen)
+	}
+	for _, b := range v.cfg.Buses {
+		if b.Type == BusModbusRTUDTU && sameListen(s.Listen, b.Listen) {
+			v.at(p+".listen", "%s is also where bus %q listens for DTUs; give the Modbus server its own port", s.Listen, b.Name)
+		}
+	}
 	if s.Unit != nil && (*s.Unit < 1 || *s.Unit > 247) {
 		v.at(p+".unit", "want a unit id 1-247, got %d", *s.Unit)
 	}
@@ -115,3 +123,22 @@ const (
 	MaxModbusPoints     = 6000
 	MaxModbusInterlocks = 450
 )
+
+// sameListen reports whether two listen addresses would take the same
+// port: equal hosts, or a wildcard on either side. A bare :port is
+// loopback.
+func sameListen(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "[::]" }
+	norm := func(h string) string {
+		if h == "" || h == "localhost" {
+			return "127.0.0.1"
+		}
+		return h
+	}
+	return wild(ha) || wild(hb) || norm(ha) == norm(hb)
+}

@@ -140,6 +140,10 @@ func Import(t *Table, file string) (*Imported, Problems) {
 			n := scalar(col.kind, val)
 			if last := col.Path[len(col.Path)-1]; last == "0" || last == "1" {
 				key := strings.Join(col.Path[:len(col.Path)-1], ".")
+				if _, ok := pairs[key]; !ok {
+					// a placeholder keeps the pair in column order
+					set(pt, []string{key}, &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle})
+				}
 				p, pc := pairs[key], pairCol[key]
 				p[last[0]-'0'], pc[last[0]-'0'] = n, c+1
 				pairs[key], pairCol[key] = p, pc
@@ -168,6 +172,9 @@ func Import(t *Table, file string) (*Imported, Problems) {
 				continue
 			}
 			set(pt, []string{key}, &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: []*yaml.Node{p[0], p[1]}})
+		}
+		if len(probs) > 0 {
+			continue // a half-built point is not returned
 		}
 		if len(pt.Content) == 0 {
 			continue

@@ -24,12 +24,16 @@ type DTUListenerOpts struct {
 	// RetryListen is the wait before listening again when the address is
 	// taken (a reload's old listener still holds it). Default 1s.
 	RetryListen time.Duration
-	Logger      *slog.Logger
+	// MaxPending bounds the connections waiting to register at once
+	// (default 64); more are closed at once, so a flood of strangers
+	// cannot pile up goroutines.
+	MaxPending int
+	Logger     *slog.Logger
 }
 
 // DefaultDTUListenerOpts returns the defaults for addr.
 func DefaultDTUListenerOpts(addr string) DTUListenerOpts {
-	return DTUListenerOpts{Listen: addr, RegisterTimeout: 10 * time.Second, RetryListen: time.Second}
+	return DTUListenerOpts{Listen: addr, RegisterTimeout: 10 * time.Second, RetryListen: time.Second, MaxPending: 64}
 }
 
 // DTUMatch identifies one DTU among those dialling a listener: by its
@@ -114,6 +118,9 @@ func NewDTUListener(opts DTUListenerOpts) (*DTUListener, error) {
 	}
 	if opts.RetryListen <= 0 {
 		opts.RetryListen = d.RetryListen
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = d.MaxPending
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -215,6 +222,7 @@ func (l *DTUListener) serve(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	pending := make(chan struct{}, l.opts.MaxPending)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -223,9 +231,17 @@ func (l *DTUListener) serve(ctx context.Context, ln net.Listener) {
 			}
 			break
 		}
+		select {
+		case pending <- struct{}{}:
+		default:
+			l.log.Warn("too many DTU connections waiting to register; closed", "remote", c.RemoteAddr().String(), "max_pending", l.opts.MaxPending)
+			c.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-pending }()
 			l.identify(ctx, c)
 		}()
 	}

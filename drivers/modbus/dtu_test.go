@@ -443,3 +443,42 @@ func TestDTUListenRetry(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestDTUListenerBoundsStrangers: connections that never register are
+// closed after the registration timeout, and beyond MaxPending at once;
+// the DTU that does register is still served.
+func TestDTUListenerBoundsStrangers(t *testing.T) {
+	o := DefaultDTUListenerOpts("127.0.0.1:0")
+	o.RegisterTimeout, o.MaxPending = 500*time.Millisecond, 3
+	l, _ := NewDTUListener(o)
+	line, _ := l.Line(LineOpts{Name: "x"}, DTUMatch{Register: []byte("DTU9")})
+	defer line.Close()
+	addr, stop := startListener(t, l)
+	defer stop()
+	var conns []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Fatalf("stranger %d: %v, want EOF", i, err)
+		}
+		c.Close()
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("strangers held %s", d)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("DTU9"))
+	waitConnected(t, l, "x", 1)
+}
