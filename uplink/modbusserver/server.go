@@ -65,6 +65,9 @@ type image struct {
 // New checks opts; Run serves.
 func New(o Opts) (*Server, error) {
 	d := DefaultOpts()
+	if o.Unit == 0 {
+		o.Unit = d.Unit // 0 is broadcast, never a server's id
+	}
 	if o.Refresh <= 0 {
 		o.Refresh = d.Refresh
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	smodbus "github.com/simonvetter/modbus"
 	"go.uber.org/goleak"
 
 	"github.com/hazwatch/edgecollector/config"
@@ -327,5 +328,34 @@ func TestCommand(t *testing.T) {
 	errb.Reset()
 	if code := Command([]string{"-c", bad}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `modbus_server.map.points[0]: no point "NOPE"`) {
 		t.Fatalf("bad config: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestHandlerBounds: requests at the end of the address space, past the
+// map or for another unit get exceptions, never a panic or a short answer.
+func TestHandlerBounds(t *testing.T) {
+	_, m := testMap(t)
+	s, err := New(Opts{Listen: ":0", Map: m, Source: &fakeEngine{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.refresh()
+	h := &handler{s}
+	for _, c := range []struct {
+		unit      uint8
+		addr, qty uint16
+		ok        bool
+	}{{1, 0, 140, true}, {1, 139, 1, true}, {1, 139, 2, false}, {1, 65535, 125, false}, {1, 65535, 1, false}, {2, 0, 1, false}} {
+		regs, err := h.HandleInputRegisters(&smodbus.InputRegistersRequest{UnitId: c.unit, Addr: c.addr, Quantity: c.qty})
+		if (err == nil) != c.ok || (c.ok && len(regs) != int(c.qty)) {
+			t.Errorf("registers unit %d %d+%d: %d words, %v", c.unit, c.addr, c.qty, len(regs), err)
+		}
+		bits, err := h.HandleDiscreteInputs(&smodbus.DiscreteInputsRequest{UnitId: c.unit, Addr: c.addr + 900, Quantity: c.qty})
+		if want := c.ok && int(c.addr)+900+int(c.qty) <= 1016; (err == nil) != want || (want && len(bits) != int(c.qty)) {
+			t.Errorf("bits unit %d %d+%d: %d bits, %v", c.unit, c.addr+900, c.qty, len(bits), err)
+		}
+	}
+	if _, err := h.HandleHoldingRegisters(&smodbus.HoldingRegistersRequest{UnitId: 1, Addr: 100, Quantity: 1, IsWrite: true, Args: []uint16{1}}); err != smodbus.ErrIllegalFunction {
+		t.Errorf("write: %v", err)
 	}
 }
