@@ -117,8 +117,11 @@ func TestRoundTrip(t *testing.T) {
 			if !gt.Loop || gt.RawRange[1] != 65535 || *gt.Alarms.HH != 50 || gt.Alarms.OnDelay.D().String() != "2s" || *gt.Source.Address != 0 {
 				t.Errorf("GT-1201 imported as %+v", gt)
 			}
-			if zs := cfg.Point("ZS-1101"); *zs.Source.Bit != 3 || zs.Source.Table != "holding" {
-				t.Errorf("ZS-1101 imported as %+v", zs.Source)
+			if zs := cfg.Point("ZS-1101"); *zs.Source.Bit != 3 || zs.Source.Table != "holding" || !*zs.Alarms.AlarmWhen || zs.Alarms.Level != "H" {
+				t.Errorf("ZS-1101 imported as %+v %+v", zs.Source, zs.Alarms)
+			}
+			if ms := cfg.Point("MS-1202"); ms.Source.Bits != "0-3" {
+				t.Errorf("MS-1202 imported as %+v", ms.Source)
 			}
 			exp, lost, err := Export(cfgPath)
 			if err != nil || len(lost) > 0 {
@@ -145,6 +148,15 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func rowOf(t *Table, code string) []string {
+	for _, r := range t.Rows {
+		if len(r) > 0 && r[0] == code {
+			return r
+		}
+	}
+	return nil
+}
+
 // TestSensorPresets: the platform sensor table in both layouts, cell by
 // cell from the template's values.
 func TestSensorPresets(t *testing.T) {
@@ -167,11 +179,11 @@ func TestSensorPresets(t *testing.T) {
 		{"GT-1201", "1#罐区防火堤可燃气体", "GW01", "GT-1201", "%LEL", "0", "100", "", "", "25", "50"},
 	}
 	sameCells(t, "jiangsu", js.Rows[:2], want)
-	if r := js.Rows[4]; !slices.Equal(r, []string{"AT-1401", "泵房氧气", "GW01", "AT-1401", "%VOL", "0", "25", "18", "19.5", "23.5"}) {
+	if r := rowOf(js, "AT-1401"); !slices.Equal(r, []string{"AT-1401", "泵房氧气", "GW01", "AT-1401", "%VOL", "0", "25", "18", "19.5", "23.5"}) {
 		t.Errorf("jiangsu oxygen row %q", r)
 	}
 	gen, _ := Sensors(cfg, "generic")
-	if r := gen.Rows[5]; !slices.Equal(r, []string{"LT-1101", "1#储罐液位", "m", "0", "20", "0.5", "1", "17", "18.5"}) {
+	if r := rowOf(gen, "LT-1101"); !slices.Equal(r, []string{"LT-1101", "1#储罐液位", "m", "0", "20", "0.5", "1", "17", "18.5"}) {
 		t.Errorf("generic level row %q", r)
 	}
 	if _, err := Sensors(cfg, "hebei"); err == nil {
