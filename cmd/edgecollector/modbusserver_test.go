@@ -31,6 +31,14 @@ func TestModbusServerDuringDemoLeak(t *testing.T) {
 	if v := mbpoll(t, mbs, "-a", "1", "-t", "4", "-r", "1", "-c", "1"); v != 11 {
 		t.Fatalf("register 1 (points in the map) = %v, want the demo's 11", v)
 	}
+	// Until the first poll the map holds no values (stale, not valid).
+	deadline := time.Now().Add(15 * time.Second)
+	for int(mbpoll(t, mbs, "-a", "1", "-t", "3", "-r", "165", "-c", "1"))&16 == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("GT-101's value-valid bit (register 165 bit 4) never set")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	// GT-101 as the server gives it, against the gas controller's raw
 	// counts (4000 + 160 x %LEL), read with mbpoll from the slave itself.
 	// The demo holds values 5 s: a pair that straddles a step is retried.
@@ -53,7 +61,7 @@ func TestModbusServerDuringDemoLeak(t *testing.T) {
 		t.Fatalf("GT-101 quality code %v before the leak, want 0 (good)", q)
 	}
 	// The leak: GT-101 reaches HH, ESD-101 trips.
-	deadline := time.Now().Add(75 * time.Second)
+	deadline = time.Now().Add(75 * time.Second)
 	for mbpoll(t, mbs, "-a", "1", "-t", "3", "-r", "164", "-c", "1") != 4 {
 		if time.Now().After(deadline) {
 			t.Fatalf("GT-101's alarm level never read 4 (HH) during the leak; demo output:\n%s", demo.Output())

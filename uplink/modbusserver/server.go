@@ -168,7 +168,8 @@ func (s *Server) build(ps []edge.PointStatus, is []edge.InterlockStatus) *image 
 	var alarms, faults uint16
 	for _, mp := range m.Points {
 		st, ok := byCode[mp.Code]
-		if !ok {
+		if !ok || st.Updated.IsZero() {
+			// Not read yet (or gone): never "good" with no value.
 			st = &edge.PointStatus{Code: mp.Code, Quality: edge.Stale}
 		}
 		b := r[mp.Base : mp.Base+PointStride]

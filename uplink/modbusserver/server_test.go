@@ -105,7 +105,7 @@ func TestImage(t *testing.T) {
 	img := s.build([]edge.PointStatus{
 		{Code: "GT-1", Value: edge.Num(55.5), Quality: edge.Good, Alarm: edge.HH, Updated: now.Add(-3 * time.Second)},
 		{Code: "PT-1", Quality: edge.CommFault, Updated: now.Add(-10 * time.Second)},
-		{Code: "XV-1", Value: edge.BoolValue(true), Quality: edge.Maintenance},
+		{Code: "XV-1", Value: edge.BoolValue(true), Quality: edge.Maintenance, Updated: now.Add(-100000 * time.Second)},
 		{Code: "FT-1", Value: edge.Num(-12345.6), Quality: edge.UnderRange, Alarm: edge.NoLevel, Updated: now},
 	}, []edge.InterlockStatus{{Name: "ESD-1", Tripped: true}, {Name: "ESD-2", BypassUntil: now.Add(time.Hour)}})
 	r := img.regs
@@ -116,8 +116,8 @@ func TestImage(t *testing.T) {
 		100: 0x425E, 101: 0x0000, 102: 5550, 103: 0, 104: 4, 105: 0b10011, 106: 3,
 		// PT-1: null: NaN 0x7FC00000, 0x8000; comm_fault (1); fault; 10 s
 		110: 0x7FC0, 111: 0, 112: 0x8000, 113: 1, 114: 0, 115: 0b00100, 116: 10,
-		// XV-1: true = 1.0 = 0x3F800000; int16 1; maintenance (7); fault|maintenance|valid; never updated
-		120: 0x3F80, 121: 0, 122: 1, 123: 7, 124: 0, 125: 0b11100, 126: 65535,
+		// XV-1: true = 1.0 = 0x3F800000; int16 1; maintenance (7); fault|maintenance|valid; age capped
+		120: 0x3F80, 121: 0, 122: 1, 123: 7, 124: 0, 125: 0b11100, 126: 65534,
 		// FT-1: -12345.6 x 10 clamps to -32767 = 0x8001; under_range (5): fault|valid
 		122 + 10: 0x8001, 133: 5, 135: 0b10100, 136: 0,
 	}
@@ -139,6 +139,11 @@ func TestImage(t *testing.T) {
 		if img.bits[a] != w {
 			t.Errorf("bit %d = %v, want %v", a, img.bits[a], w)
 		}
+	}
+	// A point not read yet is stale with no value, never "good".
+	img2 := s.build([]edge.PointStatus{{Code: "GT-1", Quality: edge.Good}}, nil)
+	if q, st, age := img2.regs[103], img2.regs[105], img2.regs[106]; q != 6 || st != StatusFault || age != 65535 || img2.regs[102] != 0x8000 {
+		t.Errorf("GT-1 before its first reading: quality %d status %#x age %d int16 %#x", q, st, age, img2.regs[102])
 	}
 	if len(r) != 140 || len(img.bits) != 1016 {
 		t.Errorf("image spans %d registers and %d bits, want 140 and 1016", len(r), len(img.bits))
@@ -226,7 +231,7 @@ func TestMbpollReadsTheMap(t *testing.T) {
 	// The leak: GT-1 in HH, ESD-1 tripped.
 	eng.set([]edge.PointStatus{
 		{Code: "GT-1", Value: edge.Num(62), Quality: edge.Good, Alarm: edge.HH, Updated: time.Now()},
-		{Code: "PT-1", Quality: edge.CommFault},
+		{Code: "PT-1", Quality: edge.CommFault, Updated: time.Now()},
 	}, []edge.InterlockStatus{{Name: "ESD-1", Tripped: true}, {Name: "ESD-2", Tripped: true}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
