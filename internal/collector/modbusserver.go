@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 
+	"github.com/hazwatch/edgecollector/config"
 	"github.com/hazwatch/edgecollector/uplink/modbusserver"
 )
 
@@ -25,4 +26,18 @@ func (c *Collector) modbusServer() (func(context.Context) error, error) {
 		return nil, err
 	}
 	return s.Run, nil
+}
+
+// modbusMap is what the running Modbus server was built from (nil when it
+// is off): a reload that changes it restarts the collector, so that the
+// control room never reads a map that no longer matches modbus-map.
+func modbusMap(c *config.Config) any {
+	if c.ModbusServer == nil {
+		return nil
+	}
+	m, err := modbusserver.FromConfig(c)
+	if err != nil {
+		return err.Error()
+	}
+	return []any{*c.ModbusServer, m.Rows()}
 }

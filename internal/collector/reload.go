@@ -78,6 +78,7 @@ func restartNeeded(cur, next *config.Config) string {
 		{"I2C buses", i2cPart(cur), i2cPart(next)},
 		{"HJ 212 factors", factors(cur), factors(next)},
 		{"DTU buses", dtuBuses(cur), dtuBuses(next)},
+		{"the Modbus server's map", modbusMap(cur), modbusMap(next)},
 	} {
 		if !reflect.DeepEqual(s.a, s.b) {
 			return s.name + " changed"
