@@ -62,6 +62,7 @@ func i2cDefaults(model string) (time.Duration, int) {
 func ptr[T any](v T) *T { return &v }
 
 func applyDefaults(c *Config) {
+	modbusServerDefaults(c)
 	if c.Gateway.UTCOffset == "" {
 		c.Gateway.UTCOffset = DefaultUTCOffset
 	}
@@ -82,7 +83,7 @@ func applyDefaults(c *Config) {
 				b.StopBits = lo.StopBits
 			}
 		}
-		if b.Type == BusModbusTCP && b.ConnectTimeout == 0 {
+		if (b.Type == BusModbusTCP || b.Type == BusModbusRTUTCP) && b.ConnectTimeout == 0 {
 			b.ConnectTimeout = Duration(lo.ConnectTimeout)
 		}
 	}

@@ -34,6 +34,8 @@ type Config struct {
 	Status     Status      `yaml:"status"`
 	Audit      Audit       `yaml:"audit"`
 	Log        Log         `yaml:"log"`
+	// ModbusServer is the control room's read-only Modbus TCP server (off when absent).
+	ModbusServer *ModbusServer `yaml:"modbus_server"`
 }
 
 // Gateway identifies the site and the box to the platform.
@@ -49,6 +51,10 @@ const (
 	BusModbusTCP = "modbus-tcp"
 	BusModbusRTU = "modbus-rtu"
 	BusI2C       = "i2c"
+	// RTU framing over TCP to a serial server (DTU) the collector dials,
+	// and over connections DTUs dial in to the collector with (docs/dtu.md).
+	BusModbusRTUTCP = "modbus-rtu-tcp"
+	BusModbusRTUDTU = "modbus-rtu-dtu"
 )
 
 // Bus is one line the gateway talks on: a Modbus TCP endpoint, an RS-485
@@ -67,6 +73,11 @@ type Bus struct {
 	FrameGap Duration `yaml:"frame_gap"`
 	// ConnectTimeout bounds a TCP connect (default 3s).
 	ConnectTimeout Duration `yaml:"connect_timeout"`
+
+	// modbus-rtu-dtu: the host:port DTUs dial in to (several buses may
+	// share one) and how this bus's DTU is recognised.
+	Listen   string       `yaml:"listen"`
+	Register *DTURegister `yaml:"register"`
 }
 
 // Device is one slave on a bus.

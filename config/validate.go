@@ -83,6 +83,7 @@ func (v *validator) validate() {
 	}
 	v.buffer()
 	v.uplink()
+	v.modbusServer()
 	if c.Status.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Status.Listen); err != nil || !validPort(port) {
 			v.at("status.listen", "want host:port such as 127.0.0.1:9108 (a bare :9108 binds loopback only), got %q", c.Status.Listen)
@@ -175,10 +176,16 @@ func (v *validator) bus(i int, buses map[string]*Bus) {
 		notFor("address", b.Address != "", "modbus-tcp")
 		notFor("connect_timeout", v.has(p+".connect_timeout"), "modbus-tcp")
 		v.serialFieldsAbsent(p, notFor)
+	case BusModbusRTUTCP, BusModbusRTUDTU:
+		v.dtuBus(p, b, notFor)
 	case "":
-		v.at(p+".type", "required: write one of modbus-tcp, modbus-rtu, i2c")
+		v.at(p+".type", "required: write one of %s", oneOf(BusTypes))
 	default:
-		v.at(p+".type", "unknown bus type %q; write one of modbus-tcp, modbus-rtu, i2c", b.Type)
+		v.at(p+".type", "unknown bus type %q; write one of %s", b.Type, oneOf(BusTypes))
+	}
+	if b.Type != BusModbusRTUDTU {
+		notFor("listen", b.Listen != "", BusModbusRTUDTU)
+		notFor("register", b.Register != nil, BusModbusRTUDTU)
 	}
 }
 
@@ -188,7 +195,9 @@ func (v *validator) serialFieldsAbsent(p string, notFor func(string, bool, strin
 	}
 }
 
-func isModbus(b *Bus) bool { return b != nil && (b.Type == BusModbusTCP || b.Type == BusModbusRTU) }
+func isModbus(b *Bus) bool {
+	return b != nil && (b.Type == BusModbusTCP || b.Type == BusModbusRTU || rtuFraming(b))
+}
 
 func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Device) {
 	d := &v.cfg.Devices[i]
@@ -219,7 +228,7 @@ func (v *validator) device(i int, buses map[string]*Bus, devices map[string]*Dev
 			v.at(p+".unit", "required on %s bus %q: write the slave's unit id (%d-%d), e.g. unit: 1", b.Type, b.Name, lo, hi)
 		} else if *d.Unit < lo || *d.Unit > hi {
 			v.at(p+".unit", "unit id %d is out of range; on a %s bus write %d-%d", *d.Unit, b.Type, lo, hi)
-		} else if b.Type == BusModbusRTU {
+		} else if b.Type == BusModbusRTU || rtuFraming(b) {
 			for _, o := range v.cfg.Devices[:i] {
 				if o.Bus == d.Bus && o.Unit != nil && *o.Unit == *d.Unit {
 					v.at(p+".unit", "unit id %d is already used by device %q on bus %q; each slave on an RS-485 line needs its own id", *d.Unit, o.Name, d.Bus)

@@ -33,6 +33,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
 	quiet := fs.Bool("quiet", false, "print events and status only, not every reading")
 	level := fs.String("log", "warn", "log level: debug, info, warn, error")
+	mbs := fs.String("modbus-server", "127.0.0.1:15022", "address of the control room's read-only Modbus TCP server (\"\" turns it off; map: edgecollector modbus-map)")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
 	}
@@ -79,12 +80,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "demo: the embedded config does not validate (a bug):", err)
 		return exitFail
 	}
+	if *mbs != "" {
+		unit := config.DefaultModbusUnit
+		cfg.ModbusServer = &config.ModbusServer{Listen: *mbs, Unit: &unit}
+	}
 	var lv slog.Level
 	lv.UnmarshalText([]byte(*level))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	fmt.Fprintf(stdout, "edgecollector demo: %s; broker mqtt://%s; data in %s\n", farm, *broker, *data)
 	fmt.Fprintf(stdout, "a gas leak starts at T-101 in %s: watch the alarm, the interlock ESD-101 and valve XV-101. Ctrl-C stops.\n", sim.LeakAt)
 	fmt.Fprintf(stdout, "try: mbpoll -m tcp -p %s -a 1 -t 3 -r 1 -c 1 -0 -1 %s   (GT-101 raw counts, 4000 + 160 x %%LEL)\n", portOf(*gas), hostOf(*gas))
+	if *mbs != "" {
+		fmt.Fprintf(stdout, "control room: mbpoll -m tcp -p %s -a 1 -t 4:float -B -r 100 -c 1 -0 -1 %s   (LT-101 level, m; map: point i at 100+10i)\n", portOf(*mbs), hostOf(*mbs))
+	}
 	if err := serve(ctx, cfg, collector.Deps{Logger: log}); err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return exitFail

@@ -29,9 +29,11 @@ import (
 
 	"github.com/hazwatch/edgecollector/buffer"
 	"github.com/hazwatch/edgecollector/config"
+	"github.com/hazwatch/edgecollector/config/pointtable"
 	edgei2c "github.com/hazwatch/edgecollector/drivers/i2c"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/internal/collector"
+	"github.com/hazwatch/edgecollector/uplink/modbusserver"
 )
 
 // Exit codes.
@@ -73,6 +75,9 @@ commands:
   config diff -c FILE A B what changed between versions (numbers, last or file)
   config rollback -c FILE N
                           put version N back (validated, reloaded under the same rules)
+  modbus-map -c FILE      print the control room's Modbus register map (modbus_server)
+  points import FILE      read a point table (.xlsx/.csv) into points: YAML (-c FILE checks it)
+  points export -c FILE -o OUT.xlsx   write the point table and the platform's sensor table
   version                 print the version
   help                    print this list
   buffer-probe DBDIR      (internal) open and verify a buffer database (run in a child process by run)
@@ -99,6 +104,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) i
 		return cmdAudit(rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
+	case "modbus-map":
+		return modbusserver.Command(rest, stdout, stderr)
+	case "points":
+		return pointtable.Command(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK

@@ -136,7 +136,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"demo", "validate", "run", "read", "reset", "ack", "bypass", "maintenance", "status", "reload", "audit verify", "version", "help"} {
+	for _, c := range []string{"demo", "validate", "run", "read", "reset", "ack", "bypass", "maintenance", "status", "reload", "audit verify", "modbus-map", "points import", "points export", "version", "help"} {
 		if !strings.Contains(string(out), "\n  "+c+" ") {
 			t.Errorf("help does not list %q:\n%s", c, out)
 		}

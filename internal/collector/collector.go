@@ -59,6 +59,7 @@ type Collector struct {
 	engine  *edge.Engine
 	groups  []*groupRun
 	lines   []*modbus.Line
+	dtus    map[string]*modbus.DTUListener // modbus-rtu-dtu listeners by address (dtu.go)
 	devices map[string]*modbus.Device
 	i2c     map[string]*edgei2c.Bus
 	mqtt    *mqtt.Uplink
@@ -139,7 +140,8 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	}
 	log, prev := d.Logger, d.Prev
 	c := &Collector{cfg: cfg, log: log, loc: Location(cfg.Gateway.UTCOffset), start: time.Now(), devices: map[string]*modbus.Device{},
-		i2c: map[string]*edgei2c.Bus{}, deps: d, svcErr: map[string]string{}, svcRes: map[string]uint64{}, lineOf: map[string]*modbus.Line{}}
+		i2c: map[string]*edgei2c.Bus{}, deps: d, svcErr: map[string]string{}, svcRes: map[string]uint64{}, lineOf: map[string]*modbus.Line{},
+		dtus: map[string]*modbus.DTUListener{}}
 	c.enc = &jsonfmt.Encoder{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, Location: c.loc}
 	c.queue = edge.NewQueue(cfg.Buffer.Queue)
 	dir := cfg.Resolve(cfg.Buffer.Dir)
@@ -173,10 +175,10 @@ func New(ctx context.Context, cfg *config.Config, d Deps) (*Collector, error) {
 	// Lines and devices.
 	lines := map[string]*modbus.Line{}
 	for _, b := range cfg.Buses {
-		if b.Type != config.BusModbusTCP && b.Type != config.BusModbusRTU {
+		if !modbusBus(b.Type) {
 			continue
 		}
-		l, err := modbus.NewLine(lineOpts(&b))
+		l, err := newModbusLine(&b, lineOpts(&b), c.dtus, log)
 		if err != nil {
 			return nil, err
 		}
@@ -318,6 +320,7 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 	}
 	c.rt.Unlock()
 	goRun(&polls, pollCtx, "interlock engine", c.engine.Run)
+	goRun(&polls, pollCtx, "DTU listeners", runDTUs(c.dtus))
 	app := &edge.Appender{Queue: c.queue, Sink: c.store, Logger: c.log, OnAppend: func(m *edge.Message, err error) { c.auditMessage(m) },
 		OnBatch: c.deps.OnAppendBatch, CommitInterval: commitInterval(cfg)}
 	goRun(&appends, appendCtx, "appender", app.Run)
@@ -329,6 +332,12 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 	}
 	if cfg.Status.Listen != "" {
 		supervised("status listener", c.serveStatus)
+	}
+	// The control room's Modbus server (modbusserver.go), off unless configured.
+	if ms, err := c.modbusServer(); err != nil {
+		c.log.Error("modbus server not started", "err", err)
+	} else if ms != nil {
+		supervised("modbus server", ms)
 	}
 	for _, s := range services {
 		supervised(s.Name, s.Run)

@@ -49,7 +49,7 @@ func Probe(ctx context.Context, cfg *config.Config, o ProbeOpts, w io.Writer) er
 	if b.Type == config.BusI2C {
 		return usageErr("device %q is on I2C bus %q: the probe reads Modbus devices", dv.Name, b.Name)
 	}
-	line, err := modbus.NewLine(lineOpts(b))
+	line, err := newModbusLine(b, lineOpts(b), nil, nil)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,8 @@ func restartNeeded(cur, next *config.Config) string {
 		{"log", cur.Log, next.Log},
 		{"I2C buses", i2cPart(cur), i2cPart(next)},
 		{"HJ 212 factors", factors(cur), factors(next)},
+		{"DTU buses", dtuBuses(cur), dtuBuses(next)},
+		{"the Modbus server's map", modbusMap(cur), modbusMap(next)},
 	} {
 		if !reflect.DeepEqual(s.a, s.b) {
 			return s.name + " changed"
@@ -134,14 +136,15 @@ func (c *Collector) apply(next *config.Config) error {
 	changedLine := map[string]bool{}
 	for i := range next.Buses {
 		b := &next.Buses[i]
-		if b.Type != config.BusModbusTCP && b.Type != config.BusModbusRTU {
+		if !modbusBus(b.Type) {
 			continue
 		}
 		if ob := cur.Bus(b.Name); ob != nil && same(ob, b) && c.lineOf[b.Name] != nil {
 			lineOf[b.Name] = c.lineOf[b.Name]
 			continue
 		}
-		l, err := modbus.NewLine(lineOpts(b))
+		// DTU buses are unchanged here (restartNeeded): no listener is needed.
+		l, err := newModbusLine(b, lineOpts(b), nil, c.log)
 		if err != nil {
 			return c.refuse(err)
 		}
