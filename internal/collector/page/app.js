@@ -124,12 +124,18 @@ function renderInterlocks(ils, now, info) {
     head.appendChild(el("span", "state " + (il.tripped || byp ? "" : "normal-state"),
       il.tripped ? "TRIPPED 已触发" : byp ? "BYPASSED 旁路" : "normal 正常"));
     d.appendChild(head);
-    if (info[il.name]) d.appendChild(el("div", "desc muted", info[il.name]));
-    if (il.tripped) {
-      d.appendChild(el("div", "", "since " + dateTime(il.tripped_at)));
-      if (il.cause) d.appendChild(el("div", "", "cause 原因: " + il.cause));
-    } else {
+    if (!il.tripped && !byp) {
+      // A quiet interlock is one line: its inputs and votes.
+      d.classList.add("quiet");
       d.appendChild(el("div", "muted", "votes " + il.votes + "/" + il.need + " · " + il.inputs));
+      box.appendChild(d);
+      continue;
+    }
+    if (info[il.name]) d.appendChild(el("div", "desc", info[il.name]));
+    if (il.tripped) {
+      d.appendChild(el("div", "", "since 触发时间 " + dateTime(il.tripped_at)));
+      if (il.cause) d.appendChild(el("div", "", "cause 原因: " + il.cause));
+      d.appendChild(el("div", "hint", "latched: reset on the gateway once the cause is gone — edgecollector reset " + il.name));
     }
     if (byp) d.appendChild(el("div", "", "bypass ends in " + duration(Date.parse(il.bypass_until) - now) + " (" + hhmmss(il.bypass_until) + ")"));
     const ul = el("ul");
