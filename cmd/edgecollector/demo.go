@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -83,6 +84,15 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *status != "" && !config.StatusLoopback(*status) {
 		fmt.Fprintf(stderr, "demo: --status %s: the demo serves its page on loopback only (it has no authentication)\n", *status)
 		return exitInvalid
+	}
+	if *status != "" {
+		// The page is a convenience: a busy port leaves the demo without it.
+		if l, err := net.Listen("tcp", *status); err != nil {
+			fmt.Fprintf(stderr, "demo: no status page: %v (pick another with --status ADDR)\n", err)
+			*status = ""
+		} else {
+			l.Close()
+		}
 	}
 	cfg.Status.Listen = *status
 	var lv slog.Level
