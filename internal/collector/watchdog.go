@@ -67,9 +67,11 @@ type groupTicks struct {
 // collector is ready and feeds its watchdog (period 0: READY=1 only).
 func (c *Collector) WatchdogService(notify Notifier, period time.Duration) Service {
 	ticks := func() []groupTicks {
+		c.rt.RLock() // a reload applied in place replaces groups
+		defer c.rt.RUnlock()
 		out := make([]groupTicks, 0, len(c.groups))
-		for _, g := range c.groups {
-			st := g.Stats()
+		for _, gr := range c.groups {
+			st := gr.g.Stats()
 			out = append(out, groupTicks{name: st.Name, interval: st.Interval, ticks: st.Ticks})
 		}
 		return out
