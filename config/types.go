@@ -478,6 +478,19 @@ type HJ212Encryption struct {
 type Status struct {
 	// Listen: host:port; a bare :port binds 127.0.0.1. Empty: off.
 	Listen string `yaml:"listen"`
+	// On a non-loopback address one of these is required (IEC 62443-4-2
+	// CR 1.1); there is no default password. TokenFile holds a bearer
+	// token; User with PasswordFile is HTTP basic auth.
+	TokenFile    string     `yaml:"token_file"`
+	User         string     `yaml:"user"`
+	PasswordFile string     `yaml:"password_file"`
+	TLS          *StatusTLS `yaml:"tls"`
+}
+
+// StatusTLS serves the status listener over HTTPS.
+type StatusTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Audit is the tamper-evident audit log.

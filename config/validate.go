@@ -90,6 +90,7 @@ func (v *validator) validate() {
 		}
 	}
 	v.audit()
+	v.statusAuth()
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.at("log.level", "want one of debug, info, warn, error, got %q", c.Log.Level)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	plc := fs.String("plc", "127.0.0.1:15020", "address of the simulated tank PLC (Modbus TCP: units 1, 2, 10)")
 	gas := fs.String("gas", "127.0.0.1:15021", "address of the simulated gas controller (Modbus TCP: units 1, 2, 3)")
 	broker := fs.String("mqtt", "127.0.0.1:11883", "address of the in-process MQTT broker")
+	status := fs.String("status", "127.0.0.1:15080", "loopback address of the local status page (/, /status, /metrics); empty: off")
 	data := fs.String("data", "", "data dir (default: a temporary one, removed at exit)")
 	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
 	quiet := fs.Bool("quiet", false, "print events and status only, not every reading")
@@ -84,20 +86,57 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		unit := config.DefaultModbusUnit
 		cfg.ModbusServer = &config.ModbusServer{Listen: *mbs, Unit: &unit}
 	}
+	if *status != "" && !config.StatusLoopback(*status) {
+		fmt.Fprintf(stderr, "demo: --status %s: the demo serves its page on loopback only (it has no authentication)\n", *status)
+		return exitInvalid
+	}
+	if *status != "" {
+		// The page is a convenience: a busy port leaves the demo without it.
+		if l, err := net.Listen("tcp", *status); err != nil {
+			fmt.Fprintf(stderr, "demo: no status page: %v (pick another with --status ADDR)\n", err)
+			*status = ""
+		} else {
+			l.Close()
+		}
+	}
+	cfg.Status.Listen = *status
 	var lv slog.Level
 	lv.UnmarshalText([]byte(*level))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	// Log lines are the collector's own, not messages the platform
+	// received: each is marked "log:" so the platform view stays readable.
+	log := slog.New(slog.NewTextHandler(&prefixWriter{w: stderr, prefix: []byte("log: ")}, &slog.HandlerOptions{Level: lv}))
 	fmt.Fprintf(stdout, "edgecollector demo: %s; broker mqtt://%s; data in %s\n", farm, *broker, *data)
+	if *status != "" {
+		fmt.Fprintf(stdout, "status page: http://%s/  (JSON at /status, metrics at /metrics)\n", *status)
+	}
 	fmt.Fprintf(stdout, "a gas leak starts at T-101 in %s: watch the alarm, the interlock ESD-101 and valve XV-101. Ctrl-C stops.\n", sim.LeakAt)
-	fmt.Fprintf(stdout, "try: mbpoll -m tcp -p %s -a 1 -t 3 -r 1 -c 1 -0 -1 %s   (GT-101 raw counts, 4000 + 160 x %%LEL)\n", portOf(*gas), hostOf(*gas))
+	fmt.Fprintf(stdout, "try: mbpoll -m tcp -p %s -a 1 -t 3 -r 0 -c 1 -0 -1 %s   (GT-101 raw counts, 4000 + 160 x %%LEL)\n", portOf(*gas), hostOf(*gas))
 	if *mbs != "" {
 		fmt.Fprintf(stdout, "control room: mbpoll -m tcp -p %s -a 1 -t 4:float -B -r 100 -c 1 -0 -1 %s   (LT-101 level, m; map: point i at 100+10i)\n", portOf(*mbs), hostOf(*mbs))
 	}
+	fmt.Fprintf(stdout, "after the leak: edgecollector reset --socket %s ESD-101   (resets the latch; the valve stays closed)\n", collector.SocketPath(cfg))
+	fmt.Fprintln(stdout, "every line below is a message the platform received; lines marked \"log:\" are the collector's own log (stderr)")
 	if err := serve(ctx, cfg, collector.Deps{Logger: log}); err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return exitFail
 	}
 	return exitOK
+}
+
+// prefixWriter marks each write (one slog record) with prefix.
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.w.Write(append(append([]byte(nil), p.prefix...), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func hostOf(a string) string { return a[:strings.LastIndexByte(a, ':')] }

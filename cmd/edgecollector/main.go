@@ -292,6 +292,11 @@ func serve(ctx context.Context, cfg *config.Config, d collector.Deps) error {
 		default:
 			log.Warn("running without a control socket", "err", err)
 		}
+		// Under systemd (Type=notify, WatchdogSec=): READY=1, then the
+		// watchdog is fed only while every poll group ticks.
+		if sock, period := collector.WatchdogFromEnv(os.Getenv); sock != "" {
+			services = append(services, c.WatchdogService(collector.SdNotify(sock), period))
+		}
 		rctx, stop := context.WithCancel(ctx)
 		go func() {
 			for {

@@ -86,6 +86,7 @@ type Collector struct {
 	svcRes  map[string]uint64  // restarts of each supervised service
 	// listeners are the callers' listeners (the control socket), for status.
 	listeners []*limitListener
+	events    eventRing // the last events appended, for Status
 }
 
 // Location returns the fixed zone of a +08:00-style offset.
@@ -321,7 +322,7 @@ func (c *Collector) Run(ctx context.Context, services ...Service) error {
 	c.rt.Unlock()
 	goRun(&polls, pollCtx, "interlock engine", c.engine.Run)
 	goRun(&polls, pollCtx, "DTU listeners", runDTUs(c.dtus))
-	app := &edge.Appender{Queue: c.queue, Sink: c.store, Logger: c.log, OnAppend: func(m *edge.Message, err error) { c.auditMessage(m) },
+	app := &edge.Appender{Queue: c.queue, Sink: c.store, Logger: c.log, OnAppend: func(m *edge.Message, err error) { c.auditMessage(m); c.events.add(c.enc, cfg.Gateway.Code, m, err) },
 		OnBatch: c.deps.OnAppendBatch, CommitInterval: commitInterval(cfg)}
 	goRun(&appends, appendCtx, "appender", app.Run)
 	if c.mqtt != nil {

@@ -57,16 +57,19 @@ func (c *Collector) StatusAddr() string {
 	return l.Addr().String()
 }
 
-// Handler serves /status (the same JSON as `edgecollector status`) and
-// /metrics (Prometheus exposition by client_golang).
+// Handler serves the local page at / (page.go), /status (the same JSON as
+// `edgecollector status`) and /metrics (Prometheus exposition by
+// client_golang). serveStatus puts the configured authentication in front.
 func (c *Collector) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&metrics{c: c}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(c.Status())
 	})
+	c.pageRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{c}, MaxRequestsInFlight: 4}))
 	return mux
 }
@@ -82,7 +85,11 @@ func (c *Collector) serveStatus(ctx context.Context) error {
 	if err != nil || l == nil {
 		return err
 	}
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: httpHeaderTimeout, ReadTimeout: httpHeaderTimeout,
+	auth, err := loadStatusAuth(c.cfg)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: auth.wrap(c.Handler()), ReadHeaderTimeout: httpHeaderTimeout, ReadTimeout: httpHeaderTimeout,
 		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: 16 << 10}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -92,7 +99,11 @@ func (c *Collector) serveStatus(ctx context.Context) error {
 	})
 	defer stop()
 	c.log.Info("status listener", "addr", l.Addr().String())
-	err = srv.Serve(l)
+	if t := c.cfg.Status.TLS; t != nil {
+		err = srv.ServeTLS(l, c.cfg.Resolve(t.Cert), c.cfg.Resolve(t.Key))
+	} else {
+		err = srv.Serve(l)
+	}
 	if ctx.Err() != nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hazwatch/edgecollector/config"
 	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/uplink/jsonfmt"
 )
@@ -31,6 +32,15 @@ type Status struct {
 	AuditHead    string                  `json:"audit_head"`
 	// Audit is the audit store against its cap (audit_near_full).
 	Audit AuditStatus `json:"audit"`
+	// GatewayName is gateway.name; Time is when the status was taken, in
+	// the configured UTC offset (UTCOffset), like every time in it.
+	GatewayName string `json:"gateway_name"`
+	Time        string `json:"time"`
+	UTCOffset   string `json:"utc_offset"`
+	// Events are the last RecentEvents events appended, newest first.
+	Events []EventStatus `json:"events"`
+	// InterlockInfo is each interlock's description from the config, by name.
+	InterlockInfo map[string]string `json:"interlock_info"`
 
 	// taken is when the status was taken (heartbeat bypass expiry); enc
 	// formats its times.
@@ -58,6 +68,9 @@ type BufferStatus struct {
 	MemoryQueued  int             `json:"memory_queued"`
 	Oldest        *string         `json:"oldest"` // creation time of the oldest stored message
 	Queue         int             `json:"queue"`  // messages waiting in the appender queue
+	// RetentionS is the configured retention age; Oldest is the effective
+	// retention (caps may have evicted earlier acknowledged messages).
+	RetentionS int64 `json:"retention_s"`
 	// QueueDropped counts messages the full appender queue dropped since
 	// this collector started (each also named in a buffer_dropped event).
 	QueueDropped uint64 `json:"queue_dropped"`
@@ -86,6 +99,10 @@ type UplinkStatus struct {
 // PointStatus is a point's last reading.
 type PointStatus struct {
 	Point   string `json:"point"`
+	Name    string `json:"name"`
+	Unit    string `json:"unit"`
+	Kind    string `json:"kind"`
+	Device  string `json:"device"`
 	Value   any    `json:"value"`
 	Quality string `json:"quality"` // "not polled" before the first poll
 	Alarm   string `json:"alarm,omitempty"`
@@ -148,10 +165,15 @@ func (c *Collector) Status() Status {
 	pts, ils := c.engine.Snapshot()
 	cfg := c.Config()
 	d := Status{Enterprise: cfg.Gateway.Enterprise, Gateway: cfg.Gateway.Code, UptimeS: int64(now.Sub(c.start).Seconds()),
-		ConfigSHA256: cfg.SHA256, Interlocks: ils, Uplinks: map[string]UplinkStatus{}, taken: now, loc: c.enc}
+		ConfigSHA256: cfg.SHA256, Interlocks: inZone(ils, c.loc), Uplinks: map[string]UplinkStatus{}, taken: now, loc: c.enc,
+		GatewayName: cfg.Gateway.Name, Time: *c.enc.TimePtr(now), UTCOffset: cfg.Gateway.UTCOffset, Events: c.events.recent(),
+		InterlockInfo: make(map[string]string, len(cfg.Interlocks))}
+	for _, il := range cfg.Interlocks {
+		d.InterlockInfo[il.Name] = il.Description
+	}
 	d.Buffer = BufferStatus{Durable: st.Durable, Degraded: st.Degraded, Messages: st.Messages, Bytes: st.Bytes, LastSeq: st.LastSeq,
 		Dropped: st.Dropped, DroppedRanges: st.DroppedRanges, MemoryQueued: st.MemoryQueued, Oldest: c.enc.TimePtr(st.Oldest),
-		Queue: c.queue.Len(), QueueDropped: c.queue.Dropped(), oldest: st.Oldest}
+		Queue: c.queue.Len(), QueueDropped: c.queue.Dropped(), oldest: st.Oldest, RetentionS: int64(cfg.Buffer.Retention.D().Seconds())}
 	for name, u := range st.Uplinks {
 		us := UplinkStatus{Kind: name, Backlog: u.Depth, OldestUnacked: c.enc.TimePtr(u.OldestUnacked), oldestUnacked: u.OldestUnacked}
 		if name == "mqtt" && c.mqtt != nil {
@@ -164,8 +186,15 @@ func (c *Collector) Status() Status {
 		}
 		d.Uplinks[name] = us
 	}
+	byCode := make(map[string]*config.Point, len(cfg.Points))
+	for i := range cfg.Points {
+		byCode[cfg.Points[i].Code] = &cfg.Points[i]
+	}
 	for _, p := range pts {
-		pd := PointStatus{Point: p.Code, Quality: p.Quality.String(), Alarm: p.Alarm.String(), Fault: p.Fault, Maintenance: p.Maintenance}
+		pd := PointStatus{Point: p.Code, Quality: p.Quality.String(), Alarm: p.Alarm.String(), Fault: p.Fault, Maintenance: maintInZone(p.Maintenance, c.loc)}
+		if cp := byCode[p.Code]; cp != nil {
+			pd.Name, pd.Unit, pd.Kind, pd.Device = cp.Name, cp.Unit, cp.Kind, cp.Device
+		}
 		if p.Updated.IsZero() {
 			pd.Quality = "not polled"
 		} else {
@@ -285,4 +314,34 @@ func (c *Collector) meta() []byte {
 		pts = append(pts, mp)
 	}
 	return c.enc.Meta(time.Now(), pts)
+}
+
+// inZone puts the interlocks' times in the configured offset, so that
+// every time in Status has the same one.
+func inZone(ils []edge.InterlockStatus, loc *time.Location) []edge.InterlockStatus {
+	in := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return t.In(loc)
+	}
+	for i := range ils {
+		il := &ils[i]
+		il.TrippedAt, il.BypassUntil = in(il.TrippedAt), in(il.BypassUntil)
+		for k := range il.Actions {
+			a := &il.Actions[k]
+			a.Since, a.VerifiedAt = in(a.Since), in(a.VerifiedAt)
+		}
+	}
+	return ils
+}
+
+// maintInZone is m with its times in the configured offset.
+func maintInZone(m *edge.MaintenanceStatus, loc *time.Location) *edge.MaintenanceStatus {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.Since, c.Until = c.Since.In(loc), c.Until.In(loc)
+	return &c
 }
