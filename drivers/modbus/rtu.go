@@ -1,7 +1,6 @@
 package modbus
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -23,9 +22,7 @@ type rtuTransport struct {
 	timeout time.Duration // per request, set under the line lock
 	gap     time.Duration // silence after each frame
 	last    time.Time     // end of the last frame
-	// owed is a request whose answer may still arrive until owedUntil.
-	owed      []byte
-	owedUntil time.Time
+	late    lateGuard     // a late answer is never taken for another request's
 }
 
 // ErrTimeout is a request that got no (complete) answer in time.
@@ -96,7 +93,12 @@ func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
 		}
 	}
 	defer func() { t.last = time.Now() }()
-	if err := t.settleOwed(ctx, adu); err != nil {
+	if err := t.late.settle(ctx, t.port, adu); err != nil {
+		var pe *portError
+		if errors.As(err, &pe) {
+			t.Close()
+			return nil, fmt.Errorf("read serial port: %w", pe.err)
+		}
 		return nil, err
 	}
 	// Whatever is waiting now is noise or a late answer to an earlier
@@ -113,89 +115,14 @@ func (t *rtuTransport) Send(ctx context.Context, adu []byte) ([]byte, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	ans, err := t.readAnswer(adu, deadline)
-	switch {
-	case errors.Is(err, ErrTimeout):
-		// The slave may still answer, after the next request went out.
-		t.owe(adu)
-	case err == nil && t.owed != nil && bytes.Equal(t.owed, adu):
-		// A retry of a timed-out request: what was read may have been the
-		// late answer to the first try, and this try's answer may follow.
-		t.owe(adu)
+	ans, err := readRTUAnswer(t.port, adu, deadline)
+	t.late.after(adu, err, t.timeout)
+	var pe *portError
+	if errors.As(err, &pe) {
+		t.Close()
+		return nil, fmt.Errorf("read serial port: %w", pe.err)
 	}
 	return ans, err
-}
-
-// owe records that an answer to adu may still arrive within one timeout.
-func (t *rtuTransport) owe(adu []byte) {
-	t.owed = append(t.owed[:0], adu...)
-	t.owedUntil = time.Now().Add(t.timeout)
-}
-
-// settleOwed keeps a late answer from passing for the answer to adu. RTU
-// frames carry no transaction id: a late answer of the same unit and length
-// would be taken for the next request's answer (another block's values).
-// Before a different request to the unit that owes an answer, the line is
-// read until that answer has arrived (and is dropped) or its time is up. A
-// retry of the same request needs no wait: the late answer answers it too.
-// Other units' frames are told apart by the unit id.
-func (t *rtuTransport) settleOwed(ctx context.Context, adu []byte) error {
-	if t.owed == nil {
-		return nil
-	}
-	if !time.Now().Before(t.owedUntil) {
-		t.owed = nil
-		return nil
-	}
-	if bytes.Equal(t.owed, adu) || t.owed[0] != adu[0] {
-		return nil
-	}
-	deadline := t.owedUntil
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	owed := t.owed
-	t.owed = nil
-	if _, err := t.readAnswer(owed, deadline); err != nil && !errors.Is(err, ErrTimeout) {
-		return err
-	}
-	return ctx.Err()
-}
-
-// readAnswer reads until a complete answer to adu is on the line or the
-// deadline passes.
-func (t *rtuTransport) readAnswer(adu []byte, deadline time.Time) ([]byte, error) {
-	buf := make([]byte, 0, 512)
-	chunk := make([]byte, 256)
-	for {
-		// Noise before the answer is skipped: the answer starts with the
-		// unit id, the function code (or its exception) and, for reads, the
-		// byte count this request implies.
-		buf = resync(adu, buf)
-		want := answerLength(adu, buf)
-		if len(buf) >= want {
-			return buf[:want], nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			if len(buf) == 0 {
-				return nil, ErrTimeout
-			}
-			return nil, fmt.Errorf("%w: %d of %d bytes (% x)", ErrTimeout, len(buf), want, buf)
-		}
-		if err := t.port.SetReadTimeout(left); err != nil {
-			return nil, err
-		}
-		n, err := t.port.Read(chunk)
-		if err != nil {
-			t.Close()
-			return nil, fmt.Errorf("read serial port: %w", err)
-		}
-		buf = append(buf, chunk[:n]...)
-		if len(buf) > 1024 {
-			return nil, fmt.Errorf("garbled line: %d bytes without a valid answer", len(buf))
-		}
-	}
 }
 
 // expectedLength is the length of a normal answer to the request adu (at
