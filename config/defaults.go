@@ -242,6 +242,9 @@ func applyDefaults(c *Config) {
 		if h.RTDInterval == 0 {
 			h.RTDInterval = Duration(DefaultRTDInterval)
 		}
+		if h.AcceptPlatformTime == "" {
+			h.AcceptPlatformTime = "never"
+		}
 		if h.ReCount == 0 {
 			h.ReCount = o.ReCount
 		}

@@ -463,6 +463,13 @@ type HJ212 struct {
 	// RTDInterval: one real-time packet (2011) per interval, aligned to its
 	// boundary, with every factor (default 30s; 30s-3600s).
 	RTDInterval Duration `yaml:"rtd_interval"`
+	// AcceptPlatformTime: whether a platform's CN 1012 sets the gateway's
+	// clock: never (default), when_unsynced (only while no time service
+	// keeps it), always. ClockCommand, when set, is run with the time
+	// (RFC 3339) as its last argument instead of setting the clock itself
+	// (which needs CAP_SYS_TIME).
+	AcceptPlatformTime string   `yaml:"accept_platform_time"`
+	ClockCommand       []string `yaml:"clock_command"`
 	// Stats turns on minute (2051) and hour (2061) statistics (default true).
 	Stats      *bool            `yaml:"stats"`
 	Encryption *HJ212Encryption `yaml:"encryption"`

@@ -159,6 +159,11 @@ func (v *validator) hj212(h *HJ212) {
 	if h.OverTime.D() < time.Second || h.ReCount < 1 {
 		v.at(p+".overtime", "want overtime >= 1s and recount >= 1")
 	}
+	switch h.AcceptPlatformTime {
+	case "never", "when_unsynced", "always":
+	default:
+		v.at(p+".accept_platform_time", "want never, when_unsynced or always, got %q", h.AcceptPlatformTime)
+	}
 	if d := h.RTDInterval.D(); d < 30*time.Second || d > time.Hour || d%time.Second != 0 {
 		v.at(p+".rtd_interval", "want whole seconds from 30s to 3600s (HJ 212-2017 RtdInterval), got %s", h.RTDInterval)
 	}

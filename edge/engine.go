@@ -85,6 +85,7 @@ type Engine struct {
 	rtdEvery time.Duration
 	rtdNext  time.Time
 	rtdSent  time.Time // the last boundary sent: never sent twice
+	minutes  int       // length of the "minute" statistics period (CN 1064)
 	// runCtx and runWG are Run's, while it runs: supervisors of interlocks
 	// a reload adds start under them.
 	runCtx context.Context
@@ -111,7 +112,7 @@ func NewEngine(opts EngineOpts) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, log: opts.Logger.With("component", "engine"), index: map[string]int{}, ilIdx: map[string]int{},
 		wake: make(chan struct{}, 1), loc: opts.Location, saves: make(chan LatchState, 1), byDevice: map[string][]*supervisor{},
-		rtdEvery: opts.RTDInterval}
+		rtdEvery: opts.RTDInterval, minutes: 1}
 	if err := e.Reconfigure(opts.Points, opts.Interlocks); err != nil {
 		return nil, err
 	}

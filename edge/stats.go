@@ -19,6 +19,7 @@ type statAcc struct {
 	min, max float64
 	worst    Quality
 	used     bool
+	minutes  int // the minute period's length when it started
 }
 
 // severity orders qualities for a period's worst quality (HJ 212 flag
@@ -45,27 +46,44 @@ func (a *statAcc) add(v Value, q Quality) {
 }
 
 func (a *statAcc) stat(code, unit string, p Period) Stat {
-	s := Stat{Point: code, Period: p, Start: a.start, Unit: unit, Count: a.n, Quality: a.worst}
+	s := Stat{Point: code, Period: p, Start: a.start, Unit: unit, Count: a.n, Quality: a.worst, minutes: a.minutes}
 	if a.n > 0 {
 		s.Avg, s.Min, s.Max = round12(a.sum/float64(a.n)), a.min, a.max
 	}
 	return s
 }
 
-// periodStart is the start of the minute or hour holding t, in loc.
-func periodStart(t time.Time, p Period, loc *time.Location) time.Time {
+// periodStart is the start of the minute period (min minutes long, a
+// divisor of 60) or the hour holding t, in loc.
+func periodStart(t time.Time, p Period, loc *time.Location, min int) time.Time {
 	t = t.In(loc)
 	if p == Minute {
-		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, loc)
+		m := t.Minute()
+		if min > 1 {
+			m -= m % min
+		}
+		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), m, 0, 0, loc)
 	}
 	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, loc)
 }
 
-func periodEnd(start time.Time, p Period) time.Time {
+func periodEnd(start time.Time, p Period, min int) time.Time {
 	if p == Minute {
-		return start.Add(time.Minute)
+		return start.Add(time.Duration(max(min, 1)) * time.Minute)
 	}
 	return start.Add(time.Hour)
+}
+
+// SetMinuteInterval sets the length of the "minute" statistics period in
+// minutes (a platform's CN 1064; 1 by default; a divisor of 60). It takes
+// effect with the next period.
+func (e *Engine) SetMinuteInterval(n int) {
+	if n < 1 || 60%n != 0 {
+		return
+	}
+	e.mu.Lock()
+	e.minutes = n
+	e.mu.Unlock()
 }
 
 // addStat feeds one poll into the point's accumulators; a poll in a new
@@ -76,13 +94,13 @@ func (e *Engine) addStat(ps *pointState, now time.Time, v Value, q Quality) {
 	}
 	for _, p := range []Period{Minute, Hour} {
 		acc := &ps.stats[p-1]
-		start := periodStart(now, p, e.loc)
+		start := periodStart(now, p, e.loc, e.minutes)
 		if acc.used && !acc.start.Equal(start) {
 			e.pending[p-1] = append(e.pending[p-1], acc.stat(ps.conf.Code, ps.conf.Unit, p))
 			*acc = statAcc{}
 		}
 		if !acc.used {
-			acc.start = start
+			acc.start, acc.minutes = start, e.minutes
 		}
 		acc.add(v, q)
 	}
@@ -102,7 +120,7 @@ func (e *Engine) closeStats(now time.Time) []*Message {
 		cut := now.Add(-statGrace)
 		for _, ps := range e.points {
 			acc := &ps.stats[p-1]
-			if acc.used && !periodEnd(acc.start, p).After(cut) {
+			if acc.used && !periodEnd(acc.start, p, acc.minutes).After(cut) {
 				e.pending[p-1] = append(e.pending[p-1], acc.stat(ps.conf.Code, ps.conf.Unit, p))
 				*acc = statAcc{}
 			}
@@ -111,7 +129,7 @@ func (e *Engine) closeStats(now time.Time) []*Message {
 		last := e.emitted[p-1]
 		for _, s := range e.pending[p-1] {
 			switch {
-			case periodEnd(s.Start, p).After(cut):
+			case periodEnd(s.Start, p, s.minutes).After(cut):
 				keep = append(keep, s)
 			case !s.Start.After(last):
 				// The wall clock stepped back into a period already

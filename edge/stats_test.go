@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +52,33 @@ func TestStatsFromEveryPoll(t *testing.T) {
 	}
 	if s := hs[1].Stats[0]; s.Count != 4 || s.Max != 40 || s.Avg != 25 {
 		t.Fatalf("hour stat %+v: want 4 values, avg 25, max 40", s)
+	}
+}
+
+// TestMinuteInterval: a platform's CN 1064 MinInterval=10 makes the
+// "minute" statistics 10-minute periods from the next period on.
+func TestMinuteInterval(t *testing.T) {
+	loc := time.UTC
+	e, err := NewEngine(EngineOpts{Stats: true, Location: loc, Points: []PointConf{{Code: "PT", Scale: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetMinuteInterval(10)
+	e.SetMinuteInterval(7) // not a divisor of 60: ignored
+	t0 := time.Date(2026, 12, 1, 8, 3, 0, 0, loc)
+	for i := range 20 {
+		e.Tick(context.Background(), nil, t0.Add(time.Duration(i)*time.Minute), []int{0}, raws(i))
+	}
+	ms := e.closeStats(time.Date(2026, 12, 1, 8, 20, 3, 0, loc))
+	var starts []string
+	for _, m := range ms {
+		for _, s := range m.Stats {
+			if s.Period == Minute {
+				starts = append(starts, fmt.Sprintf("%s/%d", s.Start.Format("15:04"), s.Count))
+			}
+		}
+	}
+	if strings.Join(starts, " ") != "08:00/7 08:10/10" {
+		t.Fatalf("10-minute periods: %v", starts)
 	}
 }

@@ -336,6 +336,7 @@ type Stat struct {
 	Avg, Min, Max float64
 	Count         uint32  // polls with a value
 	Quality       Quality // worst quality seen in the period
+	minutes       int     // a minute period's length, while pending
 }
 
 // Message is the unit of buffering: a group tick's readings (rt), events, or

@@ -92,8 +92,24 @@ type UplinkStatus struct {
 	Acked         uint64  `json:"acked"`
 	Timeouts      *uint64 `json:"timeouts,omitempty"`
 	LastError     string  `json:"last_error"`
+	// AcksIgnored counts acknowledgements of seqs not awaited on the
+	// connection; AcksRejected payloads refused (too big, not JSON).
+	AcksIgnored  uint64 `json:"acks_ignored"`
+	AcksRejected uint64 `json:"acks_rejected"`
+	// Settings are what an HJ 212 platform may set, in effect now.
+	Settings *HJ212Settings `json:"settings,omitempty"`
 
 	oldestUnacked time.Time
+}
+
+// HJ212Settings are the HJ 212 values in effect (a platform may have set
+// them; the password is never shown).
+type HJ212Settings struct {
+	RtdIntervalS float64 `json:"rtd_interval_s"`
+	MinInterval  int     `json:"min_interval_min"`
+	RealTime     bool    `json:"realtime_upload"`
+	OverTimeS    float64 `json:"overtime_s"`
+	ReCount      int     `json:"recount"`
 }
 
 // PointStatus is a point's last reading.
@@ -179,10 +195,15 @@ func (c *Collector) Status() Status {
 		if name == "mqtt" && c.mqtt != nil {
 			s := c.mqtt.Stats()
 			us.Connected, us.Connects, us.Published, us.Resent, us.Acked, us.LastError = s.Connected, s.Connects, &s.Sent, s.Resent, s.Acked, s.LastError
+			us.AcksIgnored, us.AcksRejected = s.AcksIgnored, s.AcksRejected
 		}
 		if name == "hj212" && c.hj212 != nil {
 			s := c.hj212.Stats()
 			us.Connected, us.Connects, us.Sent, us.Resent, us.Acked, us.Timeouts, us.LastError = s.Connected, s.Connects, &s.Sent, s.Resent, s.Acked, &s.Timeouts, s.LastError
+			us.AcksIgnored, us.AcksRejected = s.AcksIgnored, s.AcksRejected
+			set := c.hj212.Settings()
+			us.Settings = &HJ212Settings{RtdIntervalS: set.RtdInterval.Seconds(), MinInterval: set.MinInterval, RealTime: !set.RealTimeOff,
+				OverTimeS: set.OverTime.Seconds(), ReCount: set.ReCount}
 		}
 		d.Uplinks[name] = us
 	}

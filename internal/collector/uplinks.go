@@ -90,10 +90,18 @@ func (c *Collector) buildHJ212(h *config.HJ212) error {
 		}
 		o.SM4Encoding = e.Encoding
 	}
+	st, warn := loadPlatformSettings(c.cfg)
+	if warn != "" {
+		c.log.Warn(warn)
+	}
+	o.Settings, o.OnSettings, o.Audit = st, c.savePlatformSettings, c.platformAudit
+	o.ClockPolicy, o.ClockSynced, o.SetClock = h.AcceptPlatformTime, clockSynced, setClock(h)
 	cl, err := hj212.New(o)
 	if err != nil {
 		return fmt.Errorf("uplink.hj212: %w", err)
 	}
 	c.hj212 = cl
+	c.engine.SetRTDInterval(st.RtdInterval)
+	c.engine.SetMinuteInterval(st.MinInterval)
 	return nil
 }
