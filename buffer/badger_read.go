@@ -100,11 +100,11 @@ func (s *Badger) Ack(uplink string, seqs ...uint64) error {
 	return nil
 }
 
-func (s *Badger) Between(from, to time.Time, fn func(*edge.Message) bool) error {
+func (s *Badger) Between(from, to time.Time, kind edge.Kind, fn func(*edge.Message) bool) error {
 	s.mu.Lock()
 	if s.db == nil {
 		s.mu.Unlock()
-		return s.mem.Between(from, to, fn)
+		return s.mem.Between(from, to, kind, fn)
 	}
 	// Buckets of a minute give the seq span; a minute of slack either side
 	// covers messages created at a bucket's edge.
@@ -133,51 +133,59 @@ func (s *Badger) Between(from, to time.Time, fn func(*edge.Message) bool) error 
 	if err != nil || lo == 0 {
 		return err
 	}
-	var sel []*edge.Message
 	for seq := lo; seq <= hi; {
-		batch, err := s.rangeMsgs(seq, hi, 256)
+		batch, next, err := s.rangeMsgs(seq, hi, 256, kind)
 		if err != nil {
 			return err
 		}
-		if len(batch) == 0 {
-			break
-		}
 		for _, m := range batch {
-			if !m.Created.Before(from) && m.Created.Before(to) {
-				sel = append(sel, m)
+			if !m.Created.Before(from) && m.Created.Before(to) && !fn(m) {
+				return nil
 			}
 		}
-		seq = batch[len(batch)-1].Seq + 1
-	}
-	sort.SliceStable(sel, func(i, j int) bool { return sel[i].Created.Before(sel[j].Created) })
-	for _, m := range sel {
-		if !fn(m) {
+		if next == 0 {
 			break
 		}
+		seq = next
 	}
 	return nil
 }
 
-// rangeMsgs reads up to n stored messages with from <= seq <= to.
-func (s *Badger) rangeMsgs(from, to uint64, n int) ([]*edge.Message, error) {
+// batchBytes bounds the records one rangeMsgs decodes at once (their
+// decoded form is a few times larger).
+const batchBytes = 2 << 20
+
+// rangeMsgs decodes up to n stored messages of kind (0: any) with from <=
+// seq <= to; records of other kinds are skipped undecoded (up to 16 times
+// n of them per call). next is the seq to go on from (0: to is reached).
+func (s *Badger) rangeMsgs(from, to uint64, n int, kind edge.Kind) (out []*edge.Message, next uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
-		return nil, nil
+		return nil, 0, nil
 	}
-	var out []*edge.Message
-	err := s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *badger.Txn) error {
 		iter := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pMsg}})
 		defer iter.Close()
-		for iter.Seek(msgKey(from)); iter.Valid() && len(out) < n; iter.Next() {
+		looked, size := 0, 0
+		for iter.Seek(msgKey(from)); iter.Valid(); iter.Next() {
 			seq := binary.BigEndian.Uint64(iter.Item().Key()[1:])
 			if seq > to {
-				break
+				return nil
 			}
+			if len(out) >= n || looked >= 16*n || size >= batchBytes {
+				next = seq
+				return nil
+			}
+			looked++
 			err := iter.Item().Value(func(v []byte) error {
+				if kind != 0 && RecordKind(v) != kind {
+					return nil
+				}
 				m, err := DecodeRecord(v, seq, s.opts.Location)
 				if err == nil {
 					out = append(out, m)
+					size += len(v)
 				}
 				return nil
 			})
@@ -187,7 +195,7 @@ func (s *Badger) rangeMsgs(from, to uint64, n int) ([]*edge.Message, error) {
 		}
 		return nil
 	})
-	return out, err
+	return out, next, err
 }
 
 func (s *Badger) LastSeq() uint64 {

@@ -157,13 +157,22 @@ func TestContract(t *testing.T) {
 				for i := range 10 {
 					mustAppend(t, s, rt(t0.Add(time.Duration(i)*30*time.Second), 1))
 				}
+				mustAppend(t, s, &edge.Message{Kind: edge.KindStat, Created: t0.Add(90 * time.Second), Stats: []edge.Stat{{Point: "P", Period: edge.Minute, Start: t0}}})
 				var got []uint64
-				s.Between(t0.Add(time.Minute), t0.Add(3*time.Minute), func(m *edge.Message) bool {
+				s.Between(t0.Add(time.Minute), t0.Add(3*time.Minute), 0, func(m *edge.Message) bool {
 					got = append(got, m.Seq)
 					return true
 				})
-				if want := []uint64{3, 4, 5, 6}; !reflect.DeepEqual(got, want) {
+				if want := []uint64{3, 4, 5, 6, 11}; !reflect.DeepEqual(got, want) {
 					t.Fatalf("between 1m and 3m: %v want %v", got, want)
+				}
+				got = got[:0]
+				s.Between(t0.Add(time.Minute), t0.Add(3*time.Minute), edge.KindStat, func(m *edge.Message) bool {
+					got = append(got, m.Seq)
+					return true
+				})
+				if want := []uint64{11}; !reflect.DeepEqual(got, want) {
+					t.Fatalf("stat messages between 1m and 3m: %v want %v", got, want)
 				}
 			})
 			t.Run("CapEvictsAckedThenReadingsThenEvents", func(t *testing.T) {

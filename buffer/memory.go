@@ -240,16 +240,16 @@ func (s *Memory) Ack(uplink string, seqs ...uint64) error {
 	return nil
 }
 
-func (s *Memory) Between(from, to time.Time, fn func(*edge.Message) bool) error {
+func (s *Memory) Between(from, to time.Time, kind edge.Kind, fn func(*edge.Message) bool) error {
 	s.mu.Lock()
 	var sel []*edge.Message
 	for _, e := range s.msgs {
-		if !e.m.Created.Before(from) && e.m.Created.Before(to) {
+		if (kind == 0 || e.m.Kind == kind) && !e.m.Created.Before(from) && e.m.Created.Before(to) {
 			sel = append(sel, e.m)
 		}
 	}
 	s.mu.Unlock()
-	sort.SliceStable(sel, func(i, j int) bool { return sel[i].Created.Before(sel[j].Created) })
+	sort.SliceStable(sel, func(i, j int) bool { return sel[i].Seq < sel[j].Seq })
 	for _, m := range sel {
 		if !fn(m) {
 			break

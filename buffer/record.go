@@ -272,6 +272,18 @@ func (r *reader) time(base int64) time.Time {
 
 // DecodeRecord decodes a record written by EncodeRecord. Times are given in
 // loc (nil: UTC). It never panics on bad input.
+// RecordKind is the kind of the message a record holds, read without
+// decoding it (0 when the record is too short to tell).
+func RecordKind(b []byte) edge.Kind {
+	switch {
+	case len(b) > 5 && b[0] == 3:
+		return edge.Kind(b[5])
+	case len(b) > 1 && (b[0] == 1 || b[0] == 2):
+		return edge.Kind(b[1])
+	}
+	return 0
+}
+
 func DecodeRecord(b []byte, seq uint64, loc *time.Location) (*edge.Message, error) {
 	if loc == nil {
 		loc = time.UTC

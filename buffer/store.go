@@ -21,9 +21,12 @@ type Store interface {
 	Unacked(uplink string, from, to uint64, max int) ([]*edge.Message, error)
 	// Ack records that uplink's platform has these messages.
 	Ack(uplink string, seqs ...uint64) error
-	// Between calls fn for each stored message created in [from, to), in
-	// creation order, until fn returns false.
-	Between(from, to time.Time, fn func(*edge.Message) bool) error
+	// Between calls fn for each stored message of kind (0: any) created in
+	// [from, to), in seq order (creation order, but for clock steps),
+	// until fn returns false. It streams: a message of another kind is
+	// never decoded, and only a small batch is held at once, so a day's
+	// history request costs a bounded amount of memory.
+	Between(from, to time.Time, kind edge.Kind, fn func(*edge.Message) bool) error
 	// LastSeq is the highest seq assigned so far.
 	LastSeq() uint64
 	// Appended returns a channel closed at the next append.

@@ -17,9 +17,9 @@ import (
 // and the time index for history requests.
 type Store interface {
 	uplink.Store
-	// Between calls fn for each stored message created in [from, to), in
-	// creation order, until fn returns false.
-	Between(from, to time.Time, fn func(*edge.Message) bool) error
+	// Between calls fn for each stored message of kind (0: any) created
+	// in [from, to), streaming, until fn returns false.
+	Between(from, to time.Time, kind edge.Kind, fn func(*edge.Message) bool) error
 }
 
 // Opts configure the client. Start from DefaultOpts: zero durations and

@@ -202,45 +202,39 @@ func (s *session) serveHistory(ctx context.Context, h histRequest) error {
 	if h.req.CN == CNDay {
 		return s.serveDays(ctx, h)
 	}
-	period, chunk := time.Minute, time.Hour
+	period := time.Minute
 	if h.req.CN == CNHour {
-		period, chunk = time.Hour, 24*time.Hour
+		period = time.Hour
 	}
+	// Statistics are appended at the end of their period: look up to one
+	// period (and a margin) after EndTime. The buffer streams stat messages
+	// only (readings are never decoded), each sent as it is read.
 	to := h.end.Add(period + 10*time.Minute)
 	sent := 0
-	for lo := h.begin; lo.Before(to); lo = lo.Add(chunk) {
-		hi := lo.Add(chunk)
-		if hi.After(to) {
-			hi = to
-		}
-		var ms []*edge.Message
-		err := s.c.o.Store.Between(lo, hi, func(m *edge.Message) bool {
-			if m.Kind == edge.KindStat {
-				ms = append(ms, m)
-			}
-			return ctx.Err() == nil
-		})
+	var werr error
+	err := s.c.o.Store.Between(h.begin, to, edge.KindStat, func(m *edge.Message) bool {
+		ps, err := s.c.encoder().History(m, h.req.CN, h.req.QN, h.begin, h.end)
 		if err != nil {
-			s.c.log.Error("history request: cannot read the buffer", "qn", h.req.QN, "err", err)
-			return s.answer(h.req, CNExeRtn, ExeFailed)
+			s.c.log.Error("history request: cannot encode a stored message", "qn", h.req.QN, "err", err)
+			return ctx.Err() == nil
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for _, m := range ms {
-			ps, err := s.c.encoder().History(m, h.req.CN, h.req.QN, h.begin, h.end)
-			if err != nil {
-				s.c.log.Error("history request: cannot encode a stored message", "qn", h.req.QN, "err", err)
-				continue
-			}
-			if len(ps) == 0 {
-				continue
-			}
-			if err := s.writePackets(ps...); err != nil {
-				return err
+		if len(ps) > 0 {
+			if werr = s.writePackets(ps...); werr != nil {
+				return false
 			}
 			sent += len(ps)
 		}
+		return ctx.Err() == nil
+	})
+	if werr != nil {
+		return werr
+	}
+	if err != nil {
+		s.c.log.Error("history request: cannot read the buffer", "qn", h.req.QN, "err", err)
+		return s.answer(h.req, CNExeRtn, ExeFailed)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	code := ExeOK
 	if sent == 0 {
@@ -273,10 +267,7 @@ func (s *session) serveDays(ctx context.Context, h histRequest) error {
 	days := map[key]*acc{}
 	var order []key
 	from, to := dayOf(h.begin), dayOf(h.end).Add(24*time.Hour+time.Hour+10*time.Minute)
-	err := s.c.o.Store.Between(from, to, func(m *edge.Message) bool {
-		if m.Kind != edge.KindStat {
-			return ctx.Err() == nil
-		}
+	err := s.c.o.Store.Between(from, to, edge.KindStat, func(m *edge.Message) bool {
 		for _, st := range m.Stats {
 			d := dayOf(st.Start)
 			if st.Period != edge.Hour || d.Before(h.begin) || d.After(h.end) {

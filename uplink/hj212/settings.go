@@ -103,8 +103,8 @@ func (s *session) settingCommand(p Packet, items map[string]string, log *slog.Lo
 }
 
 // change applies a setting after its 9011: OnSettings persists it (an
-// error answers ExeRtn=2 and nothing changes), then the client takes it,
-// then 9012 ExeRtn=1 (under the old password, for a 1072).
+// error answers ExeRtn=2 and nothing changes), the client takes it, then
+// 9012 ExeRtn=1 (under the old password, for a 1072).
 func (s *session) change(p Packet, log *slog.Logger, f func(*Settings) string) error {
 	c := s.c
 	next := c.Settings()
@@ -115,20 +115,29 @@ func (s *session) change(p Packet, log *slog.Logger, f func(*Settings) string) e
 			return s.answer(p, CNExeRtn, ExeFailed)
 		}
 	}
-	if err := s.answer(p, CNExeRtn, ExeOK); err != nil {
-		return err
-	}
 	c.mu.Lock()
 	prev := c.set
 	c.set = next
-	if next.PW != prev.PW || next.RealTimeOff != prev.RealTimeOff {
+	if next.RealTimeOff != prev.RealTimeOff {
 		enc := *c.enc
-		enc.PW, enc.NoRealTime = next.PW, next.RealTimeOff
+		enc.NoRealTime = next.RealTimeOff
 		c.enc = &enc
 	}
 	c.mu.Unlock()
 	if next.OverTime != prev.OverTime || next.ReCount != prev.ReCount {
 		c.setLimits(next.OverTime, next.ReCount)
+	}
+	// In effect before the 9012 says so; a new password only after it (the
+	// answer goes out under the password the platform used).
+	if err := s.answer(p, CNExeRtn, ExeOK); err != nil {
+		return err
+	}
+	if next.PW != prev.PW {
+		c.mu.Lock()
+		enc := *c.enc
+		enc.PW = next.PW
+		c.enc = &enc
+		c.mu.Unlock()
 	}
 	log.Info("platform setting applied", "what", what)
 	if c.o.Audit != nil {
