@@ -3,6 +3,7 @@ package hj212
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -90,8 +91,18 @@ func TestPlatformSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Write(appendix)
-	expect(CNQnRtn, "20160801085857223", "QnRtn=1")
-	expect(CNExeRtn, "20160801085857223", "ExeRtn=1")
+	// The two answers, byte for byte as the standard's field rules and its
+	// appendix CRC give them (framed here, not by the package's encoder).
+	for _, seg := range []string{
+		"QN=20160801085857223;ST=91;CN=9011;PW=100000;MN=010000A8900016F000169DC0;Flag=4;CP=&&QnRtn=1&&",
+		"QN=20160801085857223;ST=91;CN=9012;PW=100000;MN=010000A8900016F000169DC0;Flag=4;CP=&&ExeRtn=1&&",
+	} {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, raw, err := s.r.Next()
+		if want := frameByHand(seg); err != nil || string(raw) != want {
+			t.Fatalf("answer to the appendix 1062:\n got %q (%v)\nwant %q", raw, err, want)
+		}
+	}
 	if st := c.Settings(); st.RtdInterval != 30*time.Second || len(saved) != 1 || saved[0].RtdInterval != 30*time.Second {
 		t.Fatalf("after the appendix 1062: %+v, saved %+v", st, saved)
 	}
@@ -213,4 +224,22 @@ func TestClockPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// frameByHand frames a data segment by HJ 212-2017's rules with its appendix
+// CRC (CRC16 with 0xA001, as the appendix's C code), apart from the
+// package's own encoder.
+func frameByHand(seg string) string {
+	crc := uint16(0xFFFF)
+	for i := 0; i < len(seg); i++ {
+		crc = crc>>8 ^ uint16(seg[i])
+		for range 8 {
+			lsb := crc & 1
+			crc >>= 1
+			if lsb == 1 {
+				crc ^= 0xA001
+			}
+		}
+	}
+	return fmt.Sprintf("##%04d%s%04X\r\n", len(seg), seg, crc)
 }
