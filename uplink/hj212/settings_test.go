@@ -103,9 +103,11 @@ func TestPlatformSettings(t *testing.T) {
 			t.Fatalf("answer to the appendix 1062:\n got %q (%v)\nwant %q", raw, err, want)
 		}
 	}
+	mu.Lock()
 	if st := c.Settings(); st.RtdInterval != 30*time.Second || len(saved) != 1 || saved[0].RtdInterval != 30*time.Second {
 		t.Fatalf("after the appendix 1062: %+v, saved %+v", st, saved)
 	}
+	mu.Unlock()
 	s.send(req("20240501100000001", CNGetRtdInt, ""))
 	expect(CNQnRtn, "20240501100000001", "QnRtn=1")
 	expect(CNGetRtdInt, "20240501100000001", "RtdInterval=30")
@@ -167,9 +169,11 @@ func TestPlatformSettings(t *testing.T) {
 	s.send(req("20240501100000012", CNSetTime, "SystemTime=20240501120000"))
 	expect(CNQnRtn, "20240501100000012", "QnRtn=1")
 	expect(CNExeRtn, "20240501100000012", "ExeRtn=3") // policy never
+	mu.Lock()
 	if len(clockSet) != 0 {
 		t.Fatal("the clock was set under policy never")
 	}
+	mu.Unlock()
 
 	s.send(req("20240501100000013", CNDay, "BeginTime=20240501000000;EndTime=20240501000000"))
 	expect(CNQnRtn, "20240501100000013", "QnRtn=1")
@@ -197,11 +201,12 @@ func TestClockPolicy(t *testing.T) {
 			defer ln.Close()
 			mem := buffer.NewMemory(buffer.Opts{Uplinks: []string{"hj212"}}, 0)
 			defer mem.Close()
+			var mu sync.Mutex
 			var set []time.Time
 			o := DefaultOpts()
 			o.Address, o.MN, o.Factors, o.Location, o.Store, o.Heartbeat = ln.Addr().String(), "MN0001", testFactors, cst, mem, -1
 			o.ClockPolicy, o.ClockSynced = c.policy, func() bool { return c.synced }
-			o.SetClock = func(t time.Time) error { set = append(set, t); return nil }
+			o.SetClock = func(t time.Time) error { mu.Lock(); set = append(set, t); mu.Unlock(); return nil }
 			cl, err := New(o)
 			if err != nil {
 				t.Fatal(err)
@@ -219,6 +224,8 @@ func TestClockPolicy(t *testing.T) {
 			s.send(Packet{QN: "20240501100000001", ST: "32", CN: CNSetTime, PW: "123456", MN: "MN0001", Flag: MakeFlag(V2017, true, false), CP: "SystemTime=20240501120000"})
 			s.expect(CNQnRtn, "20240501100000001", "QnRtn=1")
 			s.expect(CNExeRtn, "20240501100000001", c.want)
+			mu.Lock()
+			defer mu.Unlock()
 			if (c.want == "ExeRtn=1") != (len(set) == 1) || len(set) == 1 && !set[0].Equal(time.Date(2024, 5, 1, 12, 0, 0, 0, cst)) {
 				t.Fatalf("clock set %v", set)
 			}
