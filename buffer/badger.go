@@ -182,12 +182,20 @@ func badgerOptions(o BadgerOpts, dir string) badger.Options {
 // degraded: messages wait in memory until there is room.
 //
 // The only error is a database in use by another collector.
+// DefaultBadgerOpts are the documented defaults of the durable buffer
+// (config takes its numbers from here): a 1 GiB cap, 64 MiB kept free on
+// the disk, 30 days' retention (the regulation's records), 10,000 messages
+// held in memory while the disk is unusable. Set Dir and Opts.Uplinks.
+func DefaultBadgerOpts() BadgerOpts {
+	return BadgerOpts{Opts: Opts{MaxBytes: 1 << 30, Retention: 30 * 24 * time.Hour}, MinFree: 64 << 20, MemoryQueue: 10000, Profile: "small"}
+}
+
 func OpenBadger(ctx context.Context, opts BadgerOpts) (*Badger, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MemoryQueue <= 0 {
-		opts.MemoryQueue = 10000
+		opts.MemoryQueue = DefaultBadgerOpts().MemoryQueue
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = time.Minute

@@ -3,13 +3,16 @@ package config
 import (
 	"time"
 
+	"github.com/hazwatch/edgecollector/buffer"
 	"github.com/hazwatch/edgecollector/drivers/i2c/ads1115"
 	"github.com/hazwatch/edgecollector/drivers/i2c/bme280"
 	"github.com/hazwatch/edgecollector/drivers/i2c/chip"
 	"github.com/hazwatch/edgecollector/drivers/i2c/generic"
 	"github.com/hazwatch/edgecollector/drivers/modbus"
 	"github.com/hazwatch/edgecollector/drivers/regs"
+	"github.com/hazwatch/edgecollector/edge"
 	"github.com/hazwatch/edgecollector/uplink/hj212"
+	"github.com/hazwatch/edgecollector/uplink/mqtt"
 )
 
 // Defaults, named so the docs and the sample can quote them. Those of a
@@ -23,25 +26,30 @@ var (
 	DefaultProbeEvery = modbus.DefaultDeviceOpts().ProbeEvery
 )
 
-// Defaults of components that have no DefaultOpts yet (the edge engine,
-// the buffer, the MQTT uplink).
+// The buffer's, the hand-off's, the engine's and the MQTT uplink's, from
+// their components too.
+var (
+	DefaultMaxBytes        = Size(buffer.DefaultBadgerOpts().MaxBytes)
+	DefaultMinFree         = Size(buffer.DefaultBadgerOpts().MinFree)
+	DefaultRetention       = Duration(buffer.DefaultBadgerOpts().Retention)
+	DefaultMemoryQueue     = buffer.DefaultBadgerOpts().MemoryQueue
+	DefaultQueue           = edge.DefaultQueue
+	DefaultMaxMessageBytes = edge.DefaultMaxMessageBytes
+	DefaultCommitInterval  = Duration(edge.DefaultCommitInterval)
+	DefaultReadbackEvery   = edge.DefaultReadbackEvery // interlock outputs read back while tripped
+	DefaultTopicPrefix     = mqtt.DefaultOpts().TopicPrefix
+	DefaultInflight        = mqtt.DefaultOpts().Inflight
+	DefaultHeartbeat       = Duration(mqtt.DefaultOpts().Heartbeat)
+)
+
+// Defaults that are the config's own (they describe the site, not a
+// component).
 const (
-	DefaultUTCOffset       = "+08:00"
-	DefaultReadbackEvery   = 10 * time.Second // interlock outputs read back while tripped (edge)
-	DefaultRTDInterval     = 30 * time.Second // HJ 212 real-time packet interval
-	DefaultInterval        = Duration(time.Second)
-	DefaultMaxInterval     = Duration(60 * time.Second)
-	DefaultDir             = "/var/lib/edgecollector"
-	DefaultMaxBytes        = Size(1 << 30)
-	DefaultMinFree         = Size(64 << 20)
-	DefaultRetention       = Duration(30 * 24 * time.Hour)
-	DefaultMemoryQueue     = 10000
-	DefaultQueue           = 1024
-	DefaultMaxMessageBytes = 65536
-	DefaultCommitInterval  = Duration(time.Second)
-	DefaultTopicPrefix     = "safety"
-	DefaultInflight        = 32
-	DefaultHeartbeat       = Duration(30 * time.Second)
+	DefaultUTCOffset   = "+08:00"
+	DefaultRTDInterval = 30 * time.Second // HJ 212 real-time packet interval (config and platform command)
+	DefaultInterval    = Duration(time.Second)
+	DefaultMaxInterval = Duration(60 * time.Second)
+	DefaultDir         = "/var/lib/edgecollector"
 )
 
 // i2cDefaults are the timeout and probe interval of an I2C model, from its
@@ -197,29 +205,30 @@ func applyDefaults(c *Config) {
 		b.CommitInterval = ptr(DefaultCommitInterval)
 	}
 	if m := c.Uplink.MQTT; m != nil {
+		o := mqtt.DefaultOpts()
 		if m.ClientID == "" {
 			m.ClientID = c.Gateway.Enterprise + "-" + c.Gateway.Code
 		}
 		if m.TopicPrefix == "" {
-			m.TopicPrefix = DefaultTopicPrefix
+			m.TopicPrefix = o.TopicPrefix
 		}
 		if m.KeepAlive == 0 {
-			m.KeepAlive = Duration(30 * time.Second)
+			m.KeepAlive = Duration(o.KeepAlive)
 		}
 		if m.Inflight == 0 {
-			m.Inflight = DefaultInflight
+			m.Inflight = o.Inflight
 		}
 		if m.Heartbeat == 0 {
-			m.Heartbeat = DefaultHeartbeat
+			m.Heartbeat = Duration(o.Heartbeat)
 		}
 		if m.ReconnectMin == 0 {
-			m.ReconnectMin = Duration(time.Second)
+			m.ReconnectMin = Duration(o.ReconnectMin)
 		}
 		if m.ReconnectMax == 0 {
-			m.ReconnectMax = Duration(60 * time.Second)
+			m.ReconnectMax = Duration(o.ReconnectMax)
 		}
 		if m.PlatformAck != nil && m.PlatformAck.Timeout == 0 {
-			m.PlatformAck.Timeout = Duration(30 * time.Second)
+			m.PlatformAck.Timeout = Duration(o.AckTimeout)
 		}
 	}
 	if h := c.Uplink.HJ212; h != nil {

@@ -100,7 +100,7 @@ func (g *Group) record(i int, raw []Raw, at time.Time) {
 // Run polls until ctx ends.
 func (g *Group) Run(ctx context.Context) error {
 	if g.MaxMessageBytes <= 0 {
-		g.MaxMessageBytes = 65536
+		g.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	t := time.NewTicker(g.Interval)
 	defer t.Stop()

@@ -27,6 +27,14 @@ type queueDrops struct {
 }
 
 // NewQueue returns a queue holding at most max messages.
+// Hand-off defaults (config takes its numbers from here): the queue's
+// bound, a tick's message size, the group commit window.
+const (
+	DefaultQueue           = 1024
+	DefaultMaxMessageBytes = 65536
+	DefaultCommitInterval  = time.Second
+)
+
 func NewQueue(max int) *Queue {
 	return &Queue{max: max, ready: make(chan struct{}, 1)}
 }

@@ -83,34 +83,44 @@ type Uplink struct {
 	d   *uplink.Delivery
 }
 
-// New checks the options and returns an uplink; Run starts it.
+// DefaultOpts are the documented defaults (config takes its numbers from
+// here); set URL, Store and Encoder.
+func DefaultOpts() Opts {
+	d := uplink.DefaultOpts()
+	return Opts{Name: "mqtt", TopicPrefix: "safety", KeepAlive: 30 * time.Second, Inflight: d.Window, Heartbeat: 30 * time.Second,
+		AckTimeout: 30 * time.Second, DrainTimeout: 5 * time.Second, ReconnectMin: d.ReconnectMin, ReconnectMax: d.ReconnectMax}
+}
+
+// New checks the options and returns an uplink; Run starts it. Zero
+// values take DefaultOpts'.
 func New(o Opts) (*Uplink, error) {
 	if o.URL == "" || o.Store == nil || o.Encoder == nil {
 		return nil, errors.New("mqtt: URL, Store and Encoder are required")
 	}
+	d := DefaultOpts()
 	if o.Name == "" {
-		o.Name = "mqtt"
+		o.Name = d.Name
 	}
 	if o.TopicPrefix == "" {
-		o.TopicPrefix = "safety"
+		o.TopicPrefix = d.TopicPrefix
 	}
 	if o.ClientID == "" {
 		o.ClientID = o.Encoder.Enterprise + "-" + o.Encoder.Gateway
 	}
 	if o.KeepAlive <= 0 {
-		o.KeepAlive = 30 * time.Second
+		o.KeepAlive = d.KeepAlive
 	}
 	if o.Inflight <= 0 {
-		o.Inflight = 32
+		o.Inflight = d.Inflight
 	}
 	if o.Heartbeat <= 0 {
-		o.Heartbeat = 30 * time.Second
+		o.Heartbeat = d.Heartbeat
 	}
 	if o.AckTimeout <= 0 {
-		o.AckTimeout = 30 * time.Second
+		o.AckTimeout = d.AckTimeout
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 5 * time.Second
+		o.DrainTimeout = d.DrainTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -125,11 +135,11 @@ func New(o Opts) (*Uplink, error) {
 	if o.PlatformAck {
 		do.Timeout = o.AckTimeout
 	}
-	d, err := uplink.New(do)
+	dl, err := uplink.New(do)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
-	u.d = d
+	u.d = dl
 	return u, nil
 }
 
