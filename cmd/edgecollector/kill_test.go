@@ -11,46 +11,13 @@ import (
 	"testing"
 	"time"
 
-	smodbus "github.com/simonvetter/modbus"
-
 	"github.com/hazwatch/edgecollector/buffer"
 	"github.com/hazwatch/edgecollector/internal/testpeer"
 )
 
-// fastSlave answers every holding-register read with changing values.
-type fastSlave struct{}
-
-func (fastSlave) HandleCoils(*smodbus.CoilsRequest) ([]bool, error) {
-	return nil, smodbus.ErrIllegalFunction
-}
-func (fastSlave) HandleDiscreteInputs(*smodbus.DiscreteInputsRequest) ([]bool, error) {
-	return nil, smodbus.ErrIllegalFunction
-}
-func (fastSlave) HandleInputRegisters(*smodbus.InputRegistersRequest) ([]uint16, error) {
-	return nil, smodbus.ErrIllegalFunction
-}
-func (fastSlave) HandleHoldingRegisters(req *smodbus.HoldingRegistersRequest) ([]uint16, error) {
-	out := make([]uint16, req.Quantity)
-	t := uint16(time.Now().UnixMilli())
-	for i := range out {
-		out[i] = t + uint16(i)
-	}
-	return out, nil
-}
-
-func startFastSlave(t *testing.T) string {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	srv, err := smodbus.NewServer(&smodbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 16, Timeout: time.Minute}, fastSlave{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
-	return addr
-}
+// startFastSlave is a slave whose holding registers change every
+// millisecond.
+func startFastSlave(t *testing.T) string { return testpeer.StartMovingSlave(t, 16, time.Millisecond) }
 
 // pointsConfig is a collector config polling units x n points every interval.
 func pointsConfig(slave, dataDir, mqttURL string, units, n int, interval time.Duration, extra string) string {

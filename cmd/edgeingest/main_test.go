@@ -17,7 +17,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5/pgxpool"
-	smodbus "github.com/simonvetter/modbus"
 
 	"github.com/hazwatch/edgecollector/internal/testpeer"
 )
@@ -71,40 +70,8 @@ func TestUsage(t *testing.T) {
 }
 
 // slave answers every holding-register read with changing values, for all
-// collectors at once.
-type slave struct{}
-
-func (slave) HandleCoils(*smodbus.CoilsRequest) ([]bool, error) {
-	return nil, smodbus.ErrIllegalFunction
-}
-func (slave) HandleDiscreteInputs(*smodbus.DiscreteInputsRequest) ([]bool, error) {
-	return nil, smodbus.ErrIllegalFunction
-}
-func (slave) HandleInputRegisters(*smodbus.InputRegistersRequest) ([]uint16, error) {
-	return nil, smodbus.ErrIllegalFunction
-}
-func (slave) HandleHoldingRegisters(req *smodbus.HoldingRegistersRequest) ([]uint16, error) {
-	out := make([]uint16, req.Quantity)
-	v := uint16(time.Now().UnixMilli() / 100)
-	for i := range out {
-		out[i] = v + uint16(i)
-	}
-	return out, nil
-}
-
-func startSlave(t *testing.T) string {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	srv, err := smodbus.NewServer(&smodbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 512, Timeout: time.Minute}, slave{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
-	return addr
-}
+// startSlave is a slave whose holding registers change every 100 ms.
+func startSlave(t *testing.T) string { return testpeer.StartMovingSlave(t, 512, 100*time.Millisecond) }
 
 const enterprise = "91320500TEST"
 

@@ -22,9 +22,9 @@ import (
 // pymodbus RTU slave serves, and can spoil, delay or hang up like a real one.
 type dtuStandIn struct {
 	tty    *os.File
-	mode   atomic.Int32 // passThrough, corruptNext, garbageNext
-	mu     sync.Mutex
-	delays []time.Duration // holds the next answers back this long each, in turn
+	mode   atomic.Int32    // passThrough, corruptNext, garbageNext
+	mu     sync.Mutex      // guards conn
+	delays testpeer.Delays // holds the next answers back this long each, in turn
 	conn   net.Conn
 	wg     sync.WaitGroup
 	ln     net.Listener
@@ -66,7 +66,7 @@ func (d *dtuStandIn) pumpAnswers() {
 			return
 		}
 		b := append([]byte(nil), buf[:n]...)
-		if w := d.nextDelay(); w > 0 {
+		if w := d.delays.Next(); w > 0 {
 			time.Sleep(w)
 		}
 		switch d.mode.Swap(passThrough) {
@@ -81,22 +81,7 @@ func (d *dtuStandIn) pumpAnswers() {
 }
 
 // delayNext holds the next answers back, one delay per answer.
-func (d *dtuStandIn) delayNext(w ...time.Duration) {
-	d.mu.Lock()
-	d.delays = append(d.delays, w...)
-	d.mu.Unlock()
-}
-
-func (d *dtuStandIn) nextDelay() time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.delays) == 0 {
-		return 0
-	}
-	w := d.delays[0]
-	d.delays = d.delays[1:]
-	return w
-}
+func (d *dtuStandIn) delayNext(w ...time.Duration) { d.delays.Add(w...) }
 
 func (d *dtuStandIn) send(b []byte) {
 	d.mu.Lock()

@@ -173,27 +173,11 @@ type relay struct {
 	mode                atomic.Int32 // 0 pass, 1 flip a byte of the next answer, 2 garbage before the next answer
 	wg                  sync.WaitGroup
 
-	mu     sync.Mutex
-	delays []time.Duration // holds the next answers back this long each, in turn
+	delays testpeer.Delays // holds the next answers back this long each, in turn
 }
 
 // delayNext holds the next answers back, one delay per answer.
-func (r *relay) delayNext(d ...time.Duration) {
-	r.mu.Lock()
-	r.delays = append(r.delays, d...)
-	r.mu.Unlock()
-}
-
-func (r *relay) nextDelay() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.delays) == 0 {
-		return 0
-	}
-	d := r.delays[0]
-	r.delays = r.delays[1:]
-	return d
-}
+func (r *relay) delayNext(d ...time.Duration) { r.delays.Add(d...) }
 
 const (
 	passThrough int32 = iota
@@ -224,7 +208,7 @@ func newRelay(t *testing.T) (r *relay, slaveTTY, masterTTY string) {
 				return
 			}
 			b := append([]byte(nil), buf[:n]...)
-			if d := r.nextDelay(); d > 0 {
+			if d := r.delays.Next(); d > 0 {
 				time.Sleep(d)
 			}
 			switch r.mode.Swap(passThrough) {

@@ -16,8 +16,7 @@ import (
 type DelayProxy struct {
 	l      net.Listener
 	target string
-	mu     sync.Mutex
-	delays []time.Duration
+	delays Delays
 	wg     sync.WaitGroup
 }
 
@@ -39,22 +38,7 @@ func StartDelayProxy(t testing.TB, target string) *DelayProxy {
 func (p *DelayProxy) Addr() string { return p.l.Addr().String() }
 
 // Delay holds the next answers back, one delay each.
-func (p *DelayProxy) Delay(d ...time.Duration) {
-	p.mu.Lock()
-	p.delays = append(p.delays, d...)
-	p.mu.Unlock()
-}
-
-func (p *DelayProxy) next() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.delays) == 0 {
-		return 0
-	}
-	d := p.delays[0]
-	p.delays = p.delays[1:]
-	return d
-}
+func (p *DelayProxy) Delay(d ...time.Duration) { p.delays.Add(d...) }
 
 func (p *DelayProxy) serve() {
 	defer p.wg.Done()
@@ -82,7 +66,7 @@ func (p *DelayProxy) serve() {
 				if _, err := io.ReadFull(s, body); err != nil {
 					return
 				}
-				time.Sleep(p.next())
+				time.Sleep(p.delays.Next())
 				if _, err := c.Write(append(append([]byte(nil), hdr...), body...)); err != nil {
 					return
 				}
