@@ -82,7 +82,7 @@ func (p *PointConf) diagnose(r *Raw, v Value, q Quality) (Value, Quality, string
 		case len(r.Diag) == len(p.Diagnostics):
 			for i := range p.Diagnostics {
 				d := &p.Diagnostics[i]
-				if d.holds(r.Diag[i]) && (fault == "" || severity[d.Quality] > severity[q]) {
+				if d.holds(r.Diag[i]) && (fault == "" || d.Quality.Worse(q)) {
 					q, fault = d.Quality, d.Name
 				}
 			}

@@ -26,8 +26,20 @@ type statAcc struct {
 // precedence: B over D over T over M over N).
 var severity = [...]int{Good: 0, Maintenance: 1, OverRange: 2, UnderRange: 2, Exception: 3, SensorFault: 3, Stale: 4, CommFault: 4}
 
+// Worse reports whether q is more severe than o in that order (a period's
+// worst quality, a day's worst flag).
+func (q Quality) Worse(o Quality) bool { return q.rank() > o.rank() }
+
+// rank is q's place in that order; a quality not defined ranks worst.
+func (q Quality) rank() int {
+	if q.Valid() {
+		return severity[q]
+	}
+	return len(severity)
+}
+
 func (a *statAcc) add(v Value, q Quality) {
-	if !a.used || severity[q] > severity[a.worst] {
+	if !a.used || q.Worse(a.worst) {
 		a.worst = q
 	}
 	a.used = true

@@ -280,7 +280,7 @@ func (s *session) serveDays(ctx context.Context, h histRequest) error {
 				days[k] = a
 				order = append(order, k)
 			}
-			if severityOf(st.Quality) > severityOf(a.st.Quality) {
+			if st.Quality.Worse(a.st.Quality) {
 				a.st.Quality = st.Quality
 			}
 			if st.Count > 0 {
@@ -328,19 +328,4 @@ func (s *session) serveDays(ctx context.Context, h histRequest) error {
 	}
 	s.c.log.Info("history request served", "cn", h.req.CN, "qn", h.req.QN, "days", len(out), "packets", len(ps))
 	return s.answer(h.req, CNExeRtn, code)
-}
-
-// severityOf orders qualities as the flags do (B over D over T over M over N).
-func severityOf(q edge.Quality) int {
-	switch DataFlag(q) {
-	case 'B':
-		return 4
-	case 'D':
-		return 3
-	case 'T':
-		return 2
-	case 'M':
-		return 1
-	}
-	return 0
 }
