@@ -83,16 +83,8 @@ func (v *validator) diagnostics(p string, pt *Point) {
 	for i := range pt.Diagnostics {
 		d := &pt.Diagnostics[i]
 		dp := fmt.Sprintf("%s.diagnostics[%d]", p, i)
-		switch {
-		case d.Name == "":
-			v.at(dp+".name", "required: name the condition (it is the reading's fault), e.g. name: open_circuit")
-		case !codeRE.MatchString(d.Name):
-			v.at(dp+".name", "%q: use letters, digits, '_', '-' and '.' only", d.Name)
-		case names[d.Name]:
-			v.at(dp+".name", "condition %q is named twice on this point", d.Name)
-		default:
-			names[d.Name] = true
-		}
+		v.uniqueName(dp+".name", d.Name, names, "required: name the condition (it is the reading's fault), e.g. name: open_circuit",
+			"condition %q is named twice on this point")
 		if !slices.Contains(DiagQualities, d.QualityName()) {
 			v.at(dp+".quality", "want one of %s, got %q", oneOf(DiagQualities), d.Quality)
 		}

@@ -30,19 +30,27 @@ func MooN(vote string, n int) (int, error) {
 	return need, nil
 }
 
+// uniqueName checks a name (letters, digits, '_', '-', '.') that must be
+// unique among those seen: required and twice (with %q for the name) say
+// what to write.
+func (v *validator) uniqueName(path, name string, seen map[string]bool, required, twice string) {
+	switch {
+	case name == "":
+		v.at(path, "%s", required)
+	case !codeRE.MatchString(name):
+		v.at(path, "%q: use letters, digits, '_', '-' and '.' only", name)
+	case seen[name]:
+		v.at(path, twice, name)
+	default:
+		seen[name] = true
+	}
+}
+
 func (v *validator) interlock(i int, buses map[string]*Bus, devices map[string]*Device, points map[string]*Point, names map[string]bool) {
 	il := &v.cfg.Interlocks[i]
 	p := fmt.Sprintf("interlocks[%d]", i)
-	switch {
-	case il.Name == "":
-		v.at(p+".name", "required: name the interlock, e.g. name: ESD-T101-inlet")
-	case !codeRE.MatchString(il.Name):
-		v.at(p+".name", "%q: use letters, digits, '_', '-' and '.' only", il.Name)
-	case names[il.Name]:
-		v.at(p+".name", "interlock %q is defined twice; names must be unique", il.Name)
-	default:
-		names[il.Name] = true
-	}
+	v.uniqueName(p+".name", il.Name, names, "required: name the interlock, e.g. name: ESD-T101-inlet",
+		"interlock %q is defined twice; names must be unique")
 	if len(il.When.Inputs) == 0 {
 		v.at(p+".when.inputs", "required: list the inputs, e.g. - {point: GT-1201, level: HH}")
 	} else if _, err := MooN(il.When.Vote, len(il.When.Inputs)); err != nil {

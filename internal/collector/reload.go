@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hazwatch/edgecollector/config"
@@ -23,11 +24,8 @@ import (
 // runParts is what Run gives the poll groups it starts; a reload starts and
 // stops groups under it.
 type runParts struct {
-	ctx context.Context
-	wg  interface {
-		Add(int)
-		Done()
-	}
+	ctx    context.Context
+	wg     *sync.WaitGroup
 	errs   chan error
 	groups map[*groupRun]bool
 }
