@@ -131,16 +131,5 @@ func gasOrPLC(point, gas, plc string) string {
 }
 
 func hasEvent(ms []received, typ, state, subject string) bool {
-	for _, m := range ms {
-		if !topicIs("event")(m) {
-			continue
-		}
-		for _, e := range m.Body["events"].([]any) {
-			ev := e.(map[string]any)
-			if ev["type"] == typ && ev["state"] == state && (ev["point"] == subject || ev["interlock"] == subject) {
-				return true
-			}
-		}
-	}
-	return false
+	return len(eventMessages(ms, typ, state, subject)) > 0
 }

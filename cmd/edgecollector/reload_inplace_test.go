@@ -90,25 +90,16 @@ uplink: {mqtt: {url: %q}}
 	reloadAt := time.Now()
 	os.WriteFile(cfg, []byte(conf("1")), 0o644) // PT-B's scale: 0.1 -> 1
 	coll.Signal(syscall.SIGHUP)
-	ms := sub.waitFor("config_loaded in place and PT-B rescaled", 20*time.Second, func(ms []received) bool {
-		if len(eventMessages(ms, "system", "config_loaded", "")) == 0 {
-			for _, m := range ms {
-				if topicIs("event")(m) && strings.Contains(string(m.Raw), "applied in place") {
-					goto loaded
-				}
-			}
-			return false
-		}
-	loaded:
+	sub.waitFor("config_loaded in place and PT-B rescaled", 20*time.Second, func(ms []received) bool {
+		loaded, rescaled := false, false
 		for _, m := range ms {
-			if topicIs("rt")(m) && strings.Contains(string(m.Raw), `"point":"PT-B","ts"`) && strings.Contains(string(m.Raw), `"value":30,`) {
-				return true
-			}
+			loaded = loaded || topicIs("event")(m) && strings.Contains(string(m.Raw), "applied in place")
+			rescaled = rescaled || topicIs("rt")(m) && strings.Contains(string(m.Raw), `"point":"PT-B","ts"`) && strings.Contains(string(m.Raw), `"value":30,`)
 		}
-		return false
+		return loaded && rescaled
 	})
 	time.Sleep(2 * time.Second) // ticks well after the reload
-	ms = sub.all()
+	ms := sub.all()
 	ts := readingTimes(t, ms, "GT-A")
 	base := maxGap(ts, reloadAt.Add(-3*time.Second), reloadAt.Add(-200*time.Millisecond))
 	across := maxGap(ts, reloadAt.Add(-200*time.Millisecond), reloadAt.Add(3*time.Second))

@@ -59,20 +59,8 @@ func TestPlatformSettings(t *testing.T) {
 	o.SetClock = func(t time.Time) error { mu.Lock(); clockSet = append(clockSet, t); mu.Unlock(); return nil }
 	o.Logger = testLogger(t)
 	o.Heartbeat = -1
-	c, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	conn, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	s := &scripted{t: t, conn: conn, r: NewReader(conn, FrameOpts{})}
+	c, s := runScripted(t, ln, o)
+	conn := s.conn
 	expect := func(cn, qn, cp string) Packet {
 		t.Helper()
 		p := s.next()
@@ -207,20 +195,7 @@ func TestClockPolicy(t *testing.T) {
 			o.Address, o.MN, o.Factors, o.Location, o.Store, o.Heartbeat = ln.Addr().String(), "MN0001", testFactors, cst, mem, -1
 			o.ClockPolicy, o.ClockSynced = c.policy, func() bool { return c.synced }
 			o.SetClock = func(t time.Time) error { mu.Lock(); set = append(set, t); mu.Unlock(); return nil }
-			cl, err := New(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- cl.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			conn, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			s := &scripted{t: t, conn: conn, r: NewReader(conn, FrameOpts{})}
+			_, s := runScripted(t, ln, o)
 			s.send(Packet{QN: "20240501100000001", ST: "32", CN: CNSetTime, PW: "123456", MN: "MN0001", Flag: MakeFlag(V2017, true, false), CP: "SystemTime=20240501120000"})
 			s.expect(CNQnRtn, "20240501100000001", "QnRtn=1")
 			s.expect(CNExeRtn, "20240501100000001", c.want)
@@ -249,4 +224,26 @@ func frameByHand(seg string) string {
 		}
 	}
 	return fmt.Sprintf("##%04d%s%04X\r\n", len(seg), seg, crc)
+}
+
+// runScripted starts a client on o against the listener ln (its address in
+// o.Address) and returns it with the script of the platform's side; both
+// end with the test.
+func runScripted(t *testing.T, ln net.Listener, o Opts) (*Client, *scripted) {
+	t.Helper()
+	o.Address = ln.Addr().String()
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return c, &scripted{t: t, conn: conn, r: NewReader(conn, FrameOpts{})}
 }
