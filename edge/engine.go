@@ -287,10 +287,7 @@ func (e *Engine) Bypass(name string, d time.Duration, who string) error {
 	for _, s := range il.sups {
 		s.poke()
 	}
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
+	e.poke()
 	e.opts.Emit(&Message{Kind: KindEvent, Created: now, Events: []Event{{Type: EventInterlock, State: StateBypassed, Interlock: name, TS: now,
 		Message: fmt.Sprintf("bypassed by %s for %s, until %s", who, d, il.bypassUntil.Format(time.RFC3339))}}})
 	return nil
@@ -354,10 +351,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		}()
 	}
 	defer wg.Wait()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	clock := clockWatch{}
 	clock.observe(e.opts.Now(), e.opts.Since())
+	t := time.NewTimer(e.housekeepingIn(e.opts.Now()))
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -366,6 +363,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-e.wake:
 		}
 		now := e.opts.Now()
+		t.Reset(e.housekeepingIn(now))
 		if ev, ok := clock.observe(now, e.opts.Since()); ok {
 			e.log.Warn("wall clock stepped", "message", ev.Message)
 			e.emit(now, []Event{ev})
@@ -377,6 +375,47 @@ func (e *Engine) Run(ctx context.Context) error {
 		if m := e.closeRTD(now); m != nil {
 			e.opts.Emit(m)
 		}
+	}
+}
+
+// ClockCheckEvery is how often, at least, Run compares the wall clock with
+// the monotonic one (a step is reported within this time).
+const ClockCheckEvery = 5 * time.Second
+
+// housekeepingIn is how long Run may sleep after now: until the next bypass
+// or maintenance expiry, the next statistics or real-time boundary (looked
+// at every second while they are on), and ClockCheckEvery at most. An idle
+// wake-up costs about as much CPU as polling a few hundred points
+// (docs/performance.md), so Run does not tick every second for nothing.
+func (e *Engine) housekeepingIn(now time.Time) time.Duration {
+	d := ClockCheckEvery
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.opts.Stats || e.rtdEvery > 0 {
+		d = time.Second
+	}
+	until := func(t time.Time) {
+		if !t.IsZero() {
+			d = max(0, min(d, t.Sub(now)))
+		}
+	}
+	for _, il := range e.ils {
+		until(il.bypassUntil)
+	}
+	for _, ps := range e.points {
+		if ps.maint != nil {
+			until(ps.maint.until)
+		}
+	}
+	return d
+}
+
+// poke makes Run look at its deadlines again (a bypass or a maintenance
+// started, an interval changed).
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
 	}
 }
 

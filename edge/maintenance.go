@@ -69,6 +69,7 @@ func (e *Engine) Maintenance(code string, on bool, d time.Duration, reason, who 
 	}
 	e.persist()
 	e.mu.Unlock()
+	e.poke()
 	e.emit(now, []Event{ev})
 	return nil
 }

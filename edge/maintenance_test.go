@@ -72,3 +72,51 @@ func TestOutOfService(t *testing.T) {
 		}
 	})
 }
+
+// TestHousekeepingWakesWhenDue: Run sleeps until the next deadline (a
+// bypass or maintenance that ends, a statistics or real-time boundary) or
+// ClockCheckEvery, not every second: a bypass and an out-of-service period
+// end at their exact time, and an idle engine looks at the clock every
+// ClockCheckEvery.
+func TestHousekeepingWakesWhenDue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &eventLog{}
+		out := &fakeOutput{coils: map[uint16]float64{0: 1}}
+		e, err := NewEngine(EngineOpts{Points: gasPoints(2),
+			Interlocks: []InterlockConf{{Name: "ESD", Need: 1, Latch: true, Inputs: []InputConf{{"GT-1", HH}},
+				Actions: []ActionConf{{Device: "v", Writer: out, Table: OutputCoil, Value: 0}}}},
+			Emit: func(m *Message) { log.add(m.Events...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runEngine(t, e)
+		if d := e.housekeepingIn(time.Now()); d != ClockCheckEvery {
+			t.Fatalf("idle engine sleeps %s, want %s", d, ClockCheckEvery)
+		}
+		start := time.Now()
+		if err := e.Bypass("ESD", 2500*time.Millisecond, "uid 1000"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Maintenance("GT-2", true, 3700*time.Millisecond, "loop check", "uid 1000", false); err != nil {
+			t.Fatal(err)
+		}
+		if d := e.housekeepingIn(time.Now()); d != 2500*time.Millisecond {
+			t.Fatalf("with a bypass ending in 2.5 s the engine sleeps %s", d)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if ev := log.last(StateBypassExpired); ev.TS.Sub(start) != 2500*time.Millisecond {
+			t.Fatalf("bypass expired at +%s, want +2.5s (%v)", ev.TS.Sub(start), states(log.evs))
+		}
+		if ev := log.last(StateExpired); ev.TS.Sub(start) != 3700*time.Millisecond {
+			t.Fatalf("maintenance expired at +%s, want +3.7s (%v)", ev.TS.Sub(start), states(log.evs))
+		}
+	})
+	stats, err := NewEngine(EngineOpts{Points: gasPoints(1), Stats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := stats.housekeepingIn(time.Now()); d != time.Second {
+		t.Fatalf("with statistics on the engine sleeps %s, want 1s (minute boundaries)", d)
+	}
+}

@@ -14,6 +14,7 @@ func (e *Engine) SetRTDInterval(d time.Duration) {
 	e.mu.Lock()
 	e.rtdEvery, e.rtdNext = d, time.Time{}
 	e.mu.Unlock()
+	e.poke()
 }
 
 // RTDInterval is the snapshot's interval (0: off).
