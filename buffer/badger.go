@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -126,6 +127,16 @@ type Badger struct {
 	// recent holds the last messages appended (contiguous seqs), so the
 	// uplinks' live reads do not go back to the disk for them.
 	recent []*edge.Message
+	// compactC wakes the maintenance goroutine to compact; compactions
+	// counts the compactions.
+	compactC    chan struct{}
+	compactions atomic.Int64
+	// durable mirrors degraded == "" for the maintenance goroutine's
+	// compaction, which must not wait for mu (an append stalled on a full
+	// level 0 holds it until the compaction is done).
+	durable atomic.Bool
+	// marksAt is when the low-water mark file was last written.
+	marksAt time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -148,7 +159,12 @@ func badgerOptions(o BadgerOpts, dir string) badger.Options {
 		WithLogger(badgerLogger{o.Logger}).
 		WithSyncWrites(true).
 		WithCompression(options.None).
-		WithDetectConflicts(false)
+		WithDetectConflicts(false).
+		// The buffer compacts (compact.go): badger's compactors wake every
+		// 50 ms each, work or not.
+		WithNumCompactors(0).
+		// Badger's expvar counters: nobody reads them, and they tick.
+		WithMetricsEnabled(false)
 	if o.Profile == "default" {
 		return bo.WithValueLogFileSize(128 << 20)
 	}
@@ -158,7 +174,6 @@ func badgerOptions(o BadgerOpts, dir string) badger.Options {
 		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithValueLogFileSize(16 << 20).
-		WithNumCompactors(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(5).
 		WithBaseTableSize(2 << 20).
@@ -217,7 +232,7 @@ func OpenBadger(ctx context.Context, opts BadgerOpts) (*Badger, error) {
 		return nil, fmt.Errorf("buffer: create %s: %w", opts.Dir, err)
 	}
 	s := &Badger{opts: opts, log: opts.Logger.With("component", "buffer"), book: newBook(opts.Uplinks), buckets: map[int64][2]uint64{},
-		opened: make(chan struct{}), opening: true, degraded: "opening the database"}
+		opened: make(chan struct{}), opening: true, degraded: "opening the database", compactC: make(chan struct{}, 1)}
 	s.mem = newQueue(opts.MemoryQueue, s.book, s.nextSeq, func() uint64 { return s.last + 1 })
 	if err := checkLock(s.dbDir()); err != nil {
 		return nil, err

@@ -81,6 +81,12 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 		s.retained = now
 		s.applyRetention()
 	}
+	// The commit carried the acknowledgements; the low-water mark and a
+	// compaction check go in the same wake-up, not in one of their own.
+	if now := time.Now(); now.Sub(s.marksAt) >= marksEvery || now.Before(s.marksAt) {
+		s.writeMarks()
+	}
+	s.checkCompaction()
 	return nil
 }
 

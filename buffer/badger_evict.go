@@ -19,7 +19,14 @@ func (s *Badger) degrade(why string) {
 	if s.degraded == "" || s.degraded == degradedOpening {
 		s.log.Error("buffer is not durable: messages are held in memory until the disk is usable", "reason", why, "memory_queue", s.opts.MemoryQueue)
 	}
+	s.setDegraded(why)
+}
+
+// setDegraded records why the store is not durable ("" when it is again).
+// Called with mu held.
+func (s *Badger) setDegraded(why string) {
 	s.degraded = why
+	s.durable.Store(why == "")
 }
 
 // enforce applies the size caps: it evicts messages every uplink has
@@ -208,10 +215,14 @@ func (s *Badger) dropCorrupt(seqs []uint64) {
 	s.reportDrops(dropped, ReasonCorrupt, "records that fail their checksum or cannot be decoded")
 }
 
-// maintain runs the periodic work: writing acknowledgements, the retention
-// age, value-log GC, and recovery from a degraded state.
+// maintain runs the periodic work: writing acknowledgements that no append
+// carried, the retention age, value-log GC, compaction, giving mapped pages
+// back, and recovery from a degraded state. Each wake-up of an idle
+// collector costs about as much CPU as polling a few hundred points
+// (docs/performance.md), so it wakes every flushEvery at most, and for a
+// compaction when a commit found one due.
 func (s *Badger) maintain(ctx context.Context) {
-	flush := time.NewTicker(time.Second)
+	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
 	gc := time.NewTicker(s.opts.GCInterval)
 	defer gc.Stop()
@@ -223,6 +234,8 @@ func (s *Badger) maintain(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.compactC:
+			s.compact()
 		case <-flush.C:
 			s.mu.Lock()
 			s.flushAcks()
@@ -230,12 +243,15 @@ func (s *Badger) maintain(ctx context.Context) {
 				s.writeMarks()
 			}
 			s.mu.Unlock()
+			s.compact()
+			s.pageOut()
 		case <-retention.C:
 			s.mu.Lock()
 			s.applyRetention()
 			s.mu.Unlock()
 		case <-gc.C:
 			s.runGC()
+			s.compact()
 		case <-retry.C:
 			s.mu.Lock()
 			s.recover(ctx)
@@ -243,6 +259,16 @@ func (s *Badger) maintain(ctx context.Context) {
 		}
 	}
 }
+
+// flushEvery is how often acknowledgements that no append carried are
+// written (every append writes them in its own commit), and how often the
+// pages badger mapped are given back. An acknowledgement lost in a crash
+// makes its message go out again, marked resend; it is never a loss.
+const flushEvery = 5 * time.Second
+
+// marksEvery is how often the low-water mark file is rewritten after an
+// append (when it changed).
+const marksEvery = time.Second
 
 func (s *Badger) flushAcks() {
 	if !s.dirty || s.db == nil || s.degraded != "" {
@@ -265,6 +291,7 @@ func (s *Badger) writeMarks() {
 	if m == s.marks {
 		return
 	}
+	s.marksAt = time.Now()
 	if err := writeMarks(s.opts.Dir, m); err != nil {
 		s.log.Error("buffer: writing the low-water mark failed", "err", err)
 		return
@@ -368,7 +395,7 @@ func (s *Badger) recover(ctx context.Context) {
 		}
 	}
 	s.log.Info("buffer is durable again", "moved_from_memory", len(queued))
-	s.degraded = ""
+	s.setDegraded("")
 	s.enforce()
 	s.writeMarks()
 	s.signalRescan()

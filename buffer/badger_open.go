@@ -26,7 +26,7 @@ func (s *Badger) settle(ctx context.Context) {
 	s.mu.Lock()
 	s.opening = false
 	if s.degraded == degradedOpening {
-		s.degraded = ""
+		s.setDegraded("")
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		s.openErr = err
