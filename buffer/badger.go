@@ -135,8 +135,12 @@ type Badger struct {
 	// compaction, which must not wait for mu (an append stalled on a full
 	// level 0 holds it until the compaction is done).
 	durable atomic.Bool
-	// marksAt is when the low-water mark file was last written.
-	marksAt time.Time
+	// marksAt is when the low-water mark file was last written,
+	// appendedAt when the last commit was.
+	marksAt, appendedAt time.Time
+	// written counts the bytes committed; pagedOut is written at the last
+	// page-out.
+	written, pagedOut int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

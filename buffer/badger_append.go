@@ -179,6 +179,8 @@ func (s *Badger) write(msgs []*edge.Message) (int, error) {
 		s.dirty = false
 		s.count += n
 		s.bytes += added
+		s.written += added
+		s.appendedAt = time.Now()
 		committed += int(n)
 		n, added = 0, 0
 		return nil

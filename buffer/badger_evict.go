@@ -238,13 +238,22 @@ func (s *Badger) maintain(ctx context.Context) {
 			s.compact()
 		case <-flush.C:
 			s.mu.Lock()
-			s.flushAcks()
-			if s.db != nil && s.degraded == "" {
-				s.writeMarks()
+			if time.Since(s.appendedAt) >= flushEvery {
+				// No append carried them (nor the low-water mark).
+				s.flushAcks()
+				if s.db != nil && s.degraded == "" {
+					s.writeMarks()
+				}
+			}
+			pageOut := s.written-s.pagedOut >= pageOutEvery
+			if pageOut {
+				s.pagedOut = s.written
 			}
 			s.mu.Unlock()
 			s.compact()
-			s.pageOut()
+			if pageOut {
+				s.pageOut()
+			}
 		case <-retention.C:
 			s.mu.Lock()
 			s.applyRetention()
@@ -265,6 +274,9 @@ func (s *Badger) maintain(ctx context.Context) {
 // pages badger mapped are given back. An acknowledgement lost in a crash
 // makes its message go out again, marked resend; it is never a loss.
 const flushEvery = 5 * time.Second
+
+// pageOutEvery is how many bytes are written between two page-outs.
+const pageOutEvery = 1 << 20
 
 // marksEvery is how often the low-water mark file is rewritten after an
 // append (when it changed).

@@ -144,6 +144,7 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 	var trips, resets []*interlock
 	e.mu.Lock()
 	var touched map[int]bool
+	answered := "" // the device last seen answering in this tick
 	for k, i := range idx {
 		ps := e.points[i]
 		if ps.retired {
@@ -169,8 +170,9 @@ func (e *Engine) Tick(ctx context.Context, dst []Reading, now time.Time, idx []i
 		for _, s := range ps.watch {
 			s.poke()
 		}
-		if r.Quality == Good {
-			e.deviceAnswers(ps.conf.Device, now)
+		if r.Quality == Good && ps.conf.Device != answered {
+			answered = ps.conf.Device
+			e.deviceAnswers(answered, now)
 		}
 		for _, il := range ps.byIL {
 			if touched == nil {
