@@ -175,7 +175,7 @@ func badgerOptions(o BadgerOpts, dir string) badger.Options {
 	// The small profile: ~40 MB RSS instead of badger's ~54 MB and 4 GB of
 	// address space, which a 32-bit ARM gateway does not have.
 	return bo.
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(2 << 20).
 		WithNumMemtables(2).
 		WithValueLogFileSize(16 << 20).
 		WithNumLevelZeroTables(2).

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -125,8 +126,8 @@ func interlockConf(il config.Interlock, devices map[string]*modbus.Device) (edge
 }
 
 // groupRun is a poll group and what says whether a reload changed it:
-// fp covers its bus, its devices and the configuration of every point it
-// polls.
+// fp (a SHA-256) covers its bus, its devices and the configuration of every
+// point it polls.
 type groupRun struct {
 	g      *edge.Group
 	bus    string
@@ -202,11 +203,13 @@ func (c *Collector) buildGroups(cfg *config.Config, devices map[string]*modbus.D
 			}
 			g.Sources = append(g.Sources, edge.GroupSource{Device: n, Source: src, Points: dp.idx})
 		}
-		b, err := json.Marshal(fp)
-		if err != nil {
+		// The fingerprint is kept as a hash: the JSON of a thousand
+		// points' configuration is half a megabyte held for nothing.
+		h := sha256.New()
+		if err := json.NewEncoder(h).Encode(fp); err != nil {
 			return nil, err
 		}
-		out = append(out, &groupRun{g: g, bus: k.bus, fp: string(b)})
+		out = append(out, &groupRun{g: g, bus: k.bus, fp: string(h.Sum(nil))})
 	}
 	return out, nil
 }

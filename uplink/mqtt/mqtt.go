@@ -343,7 +343,7 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 				// goes out again, on a new connection.
 				return fmt.Errorf("publish seq %d not confirmed: %w", r.seq, r.err)
 			}
-			if len(free) < u.o.Inflight && cap(payload) <= 4<<20 {
+			if len(free) < keepPayloads && cap(payload) <= 4<<20 {
 				free = append(free, payload)
 			}
 			if u.o.PlatformAck {
@@ -361,6 +361,11 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan error, 
 		}
 	}
 }
+
+// keepPayloads is how many confirmed payload buffers are kept for reuse:
+// enough for the publishes of a commit window at the reference load, not
+// one per message the window allows in flight (32 × 35 KB held for good).
+const keepPayloads = 8
 
 // drain waits (bounded) for PUBACKs of what is in flight at shutdown.
 func (u *Uplink) drain(done <-chan completion, inflight map[uint64][]byte) {
