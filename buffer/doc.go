@@ -11,5 +11,8 @@
 //
 // The buffer must never lose an appended message silently, never let badger
 // fill the disk (badger dies with SIGBUS on a full disk), and never be
-// recreated or emptied on a reconnect or a restart.
+// recreated or emptied on a reconnect or a restart. It must not wake the
+// gateway for nothing either: it runs badger's compaction itself when a level
+// is over its target (compact.go) instead of badger's compactors, which wake
+// every 50 ms, and gives back the pages badger maps (pageout_linux.go).
 package buffer
