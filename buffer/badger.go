@@ -127,17 +127,19 @@ type Badger struct {
 	// recent holds the last messages appended (contiguous seqs), so the
 	// uplinks' live reads do not go back to the disk for them.
 	recent []*edge.Message
-	// compactC wakes the maintenance goroutine to compact; compactions
-	// counts the compactions.
+	// compactC wakes the compactor; compactions counts the compactions.
+	// The compactor never takes mu (a commit stalled on a full level 0
+	// holds it until the compaction is done): it reads the database from
+	// dbp, and compactMu keeps a database from being closed under it.
 	compactC    chan struct{}
 	compactions atomic.Int64
-	// durable mirrors degraded == "" for the maintenance goroutine's
-	// compaction, which must not wait for mu (an append stalled on a full
-	// level 0 holds it until the compaction is done).
-	durable atomic.Bool
-	// marksAt is when the low-water mark file was last written,
-	// appendedAt when the last commit was.
-	marksAt, appendedAt time.Time
+	dbp         atomic.Pointer[badger.DB]
+	compactMu   sync.Mutex
+	// marksAt is when the low-water mark file was last written;
+	// appendedSinceFlush says whether a commit carried the
+	// acknowledgements since the last flush tick.
+	marksAt            time.Time
+	appendedSinceFlush bool
 	// written counts the bytes committed; pagedOut is written at the last
 	// page-out.
 	written, pagedOut int64
@@ -243,7 +245,11 @@ func OpenBadger(ctx context.Context, opts BadgerOpts) (*Badger, error) {
 	}
 	bctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.compactor(bctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.settle(bctx)
@@ -297,9 +303,7 @@ func (s *Badger) Close() error {
 	if s.db == nil {
 		return nil
 	}
-	err := s.db.Close()
-	s.db = nil
-	return err
+	return s.closeDB(s.db)
 }
 
 type badgerLogger struct{ l *slog.Logger }

@@ -81,12 +81,11 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 		s.retained = now
 		s.applyRetention()
 	}
-	// The commit carried the acknowledgements; the low-water mark and a
-	// compaction check go in the same wake-up, not in one of their own.
+	// The commit carried the acknowledgements; the low-water mark goes in
+	// the same wake-up, not in one of its own.
 	if now := time.Now(); now.Sub(s.marksAt) >= marksEvery || now.Before(s.marksAt) {
 		s.writeMarks()
 	}
-	s.checkCompaction()
 	return nil
 }
 
@@ -176,11 +175,12 @@ func (s *Badger) write(msgs []*edge.Message) (int, error) {
 		if err := txn.Commit(); err != nil {
 			return err
 		}
+		s.checkCompaction()
 		s.dirty = false
 		s.count += n
 		s.bytes += added
 		s.written += added
-		s.appendedAt = time.Now()
+		s.appendedSinceFlush = true
 		committed += int(n)
 		n, added = 0, 0
 		return nil

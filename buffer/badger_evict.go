@@ -19,14 +19,7 @@ func (s *Badger) degrade(why string) {
 	if s.degraded == "" || s.degraded == degradedOpening {
 		s.log.Error("buffer is not durable: messages are held in memory until the disk is usable", "reason", why, "memory_queue", s.opts.MemoryQueue)
 	}
-	s.setDegraded(why)
-}
-
-// setDegraded records why the store is not durable ("" when it is again).
-// Called with mu held.
-func (s *Badger) setDegraded(why string) {
 	s.degraded = why
-	s.durable.Store(why == "")
 }
 
 // enforce applies the size caps: it evicts messages every uplink has
@@ -191,6 +184,7 @@ func (s *Badger) deleteWhere(pick func(seq uint64, class byte) (take, stop bool)
 			s.dirty = true
 			return
 		}
+		s.checkCompaction()
 		s.recent = s.recent[:0] // deleted messages must not be served from it
 		for _, v := range batch {
 			s.bytes -= v.size
@@ -220,7 +214,7 @@ func (s *Badger) dropCorrupt(seqs []uint64) {
 // back, and recovery from a degraded state. Each wake-up of an idle
 // collector costs about as much CPU as polling a few hundred points
 // (docs/performance.md), so it wakes every flushEvery at most, and for a
-// compaction when a commit found one due.
+// nothing else (the compactor has its own goroutine).
 func (s *Badger) maintain(ctx context.Context) {
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
@@ -234,23 +228,21 @@ func (s *Badger) maintain(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.compactC:
-			s.compact()
 		case <-flush.C:
 			s.mu.Lock()
-			if time.Since(s.appendedAt) >= flushEvery {
-				// No append carried them (nor the low-water mark).
+			if !s.appendedSinceFlush {
+				// No append carried them since the last tick.
 				s.flushAcks()
-				if s.db != nil && s.degraded == "" {
-					s.writeMarks()
-				}
+			}
+			s.appendedSinceFlush = false
+			if s.db != nil && s.degraded == "" {
+				s.writeMarks() // when it changed
 			}
 			pageOut := s.written-s.pagedOut >= pageOutEvery
 			if pageOut {
 				s.pagedOut = s.written
 			}
 			s.mu.Unlock()
-			s.compact()
 			if pageOut {
 				s.pageOut()
 			}
@@ -260,7 +252,9 @@ func (s *Badger) maintain(ctx context.Context) {
 			s.mu.Unlock()
 		case <-gc.C:
 			s.runGC()
-			s.compact()
+			s.mu.Lock()
+			s.checkCompaction()
+			s.mu.Unlock()
 		case <-retry.C:
 			s.mu.Lock()
 			s.recover(ctx)
@@ -290,6 +284,7 @@ func (s *Badger) flushAcks() {
 		s.log.Error("buffer: writing acknowledgements failed", "err", err)
 		return
 	}
+	s.checkCompaction()
 	s.dirty = false
 	s.writeMarks()
 }
@@ -407,7 +402,7 @@ func (s *Badger) recover(ctx context.Context) {
 		}
 	}
 	s.log.Info("buffer is durable again", "moved_from_memory", len(queued))
-	s.setDegraded("")
+	s.degraded = ""
 	s.enforce()
 	s.writeMarks()
 	s.signalRescan()

@@ -26,7 +26,7 @@ func (s *Badger) settle(ctx context.Context) {
 	s.mu.Lock()
 	s.opening = false
 	if s.degraded == degradedOpening {
-		s.setDegraded("")
+		s.degraded = ""
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		s.openErr = err
@@ -177,10 +177,9 @@ func (s *Badger) openDB(pending *[]*edge.Message) error {
 		return s.recreate(fmt.Sprintf("badger cannot open it: %v", err), pending)
 	}
 	clearOpenAttempts(s.opts.Dir)
-	s.db = db
+	s.setDB(db)
 	if err := s.load(pending); err != nil {
-		db.Close()
-		s.db = nil
+		s.closeDB(db)
 		return err
 	}
 	if free < s.opts.MinFree {
@@ -212,7 +211,7 @@ func (s *Badger) recreate(why string, pending *[]*edge.Message) error {
 	if err != nil {
 		return fmt.Errorf("buffer: create new database %s: %w", s.dbDir(), err)
 	}
-	s.db = db
+	s.setDB(db)
 	what := fmt.Sprintf("the buffer database was recreated: %s; %s", why, kept)
 	// What could be read goes into the new database under its seqs, before
 	// anything is marked gone: a crash in between leaves gaps that the next

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"context"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -52,10 +53,9 @@ func compactDue(db *badger.DB) bool {
 	return false
 }
 
-// checkCompaction is called after a commit, with mu held: it wakes the
-// maintenance goroutine when a level is over its target. It looks after
-// every commit: a look costs a few microseconds, a synced commit a
-// millisecond or more, and appends at full speed fill a memtable a second.
+// checkCompaction is called after every commit, with mu held: it wakes the
+// compactor when a level is over its target. A look costs a few
+// microseconds, a synced commit a millisecond or more.
 func (s *Badger) checkCompaction() {
 	if s.db == nil || !compactDue(s.db) {
 		return
@@ -66,14 +66,53 @@ func (s *Badger) checkCompaction() {
 	}
 }
 
-// compact runs badger's compaction until no level is over its target. It
-// runs in the maintenance goroutine, without mu: appends go on meanwhile,
-// and an append stalled on a full level 0 (holding mu) is released by it.
-// s.db is read without mu: only this goroutine (settle, recover) and
-// Close, after this goroutine has ended, ever set it.
+// setDB sets the open database (nil: none), with mu held or before the
+// store is shared.
+func (s *Badger) setDB(db *badger.DB) {
+	s.db = db
+	s.dbp.Store(db)
+}
+
+// closeDB closes a database the store is giving up, once no compaction
+// runs on it.
+func (s *Badger) closeDB(db *badger.DB) error {
+	s.setDB(nil)
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	return db.Close()
+}
+
+// compactor compacts when a commit asked for it, until ctx ends.
+func (s *Badger) compactor(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.compactC:
+			s.compact()
+		}
+	}
+}
+
+// compact runs badger's compaction until no level is over its target,
+// without the buffer's lock: appends go on meanwhile. A compaction writes a
+// new copy of the LSM before it removes the old one, so it waits while the
+// disk lacks that room plus MinFree (badger writes tables through a
+// mapping, and dies with SIGBUS on a full disk); appends wait then on a
+// full level 0, in the appender's bounded queue, whose drops are named.
 func (s *Badger) compact() {
-	db := s.db
-	if db == nil || !s.durable.Load() || !compactDue(db) {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	db := s.dbp.Load()
+	if db == nil || db.IsClosed() || !compactDue(db) {
+		return
+	}
+	var lsm int64
+	for _, l := range db.Levels() {
+		lsm += l.Size
+	}
+	if free, err := s.opts.FreeSpace(s.opts.Dir); err == nil && free < lsm+s.opts.MinFree {
+		s.log.Warn("buffer: compaction waits for disk space", "free", free, "needed", lsm+s.opts.MinFree)
 		return
 	}
 	start := time.Now()

@@ -42,21 +42,34 @@ func (s *Badger) pageOut() {
 	if err != nil {
 		return
 	}
-	dir := s.dbDir() + string(filepath.Separator)
+	// /proc/self/maps names files by their absolute, resolved path.
+	dir, err := filepath.Abs(s.dbDir())
+	if err != nil {
+		return
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	dir += string(filepath.Separator)
+	tried, refused := 0, 0
 	for _, m := range maps {
 		if !strings.HasPrefix(m.Pathname, dir) || !(strings.HasSuffix(m.Pathname, ".vlog") || strings.HasSuffix(m.Pathname, ".sst")) {
 			continue
 		}
+		tried++
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.StartAddr, m.EndAddr-m.StartAddr, unix.MADV_PAGEOUT)
 		if errno == unix.EINVAL {
-			// Linux before 5.4: no MADV_PAGEOUT. The RSS then grows with
-			// the value log, as it did before this was added.
-			pageOutOnce.Do(func() {
-				s.log.Info("buffer: the kernel has no MADV_PAGEOUT (Linux < 5.4); badger's mapped files stay in the resident set")
-			})
-			pageOutUnsupported.Store(true)
-			return
+			refused++
 		}
+	}
+	if tried > 0 && refused == tried {
+		// Linux before 5.4 has no MADV_PAGEOUT (or every mapping is
+		// locked, e.g. under mlockall). The RSS then grows with the
+		// value log, as it did before this was added.
+		pageOutOnce.Do(func() {
+			s.log.Info("buffer: the kernel refuses MADV_PAGEOUT (Linux < 5.4, or locked memory); badger's mapped files stay in the resident set")
+		})
+		pageOutUnsupported.Store(true)
 	}
 }
 
