@@ -210,11 +210,11 @@ func (s *Badger) dropCorrupt(seqs []uint64) {
 }
 
 // maintain runs the periodic work: writing acknowledgements that no append
-// carried, the retention age, value-log GC, compaction, giving mapped pages
-// back, and recovery from a degraded state. Each wake-up of an idle
-// collector costs about as much CPU as polling a few hundred points
-// (docs/performance.md), so it wakes every flushEvery at most, and for a
-// nothing else (the compactor has its own goroutine).
+// carried, the retention age, value-log GC, giving mapped pages back, and
+// recovery from a degraded state (compaction has a goroutine of its own).
+// Each wake-up of an idle collector costs about as much CPU as polling a
+// few hundred points (docs/performance.md), so its most frequent tick is
+// flushEvery.
 func (s *Badger) maintain(ctx context.Context) {
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()

@@ -23,13 +23,14 @@ import (
 // So the database is opened with NumCompactors 0, and after each commit
 // the buffer asks badger whether a level is over its target (the same
 // score badger's compactors use: level 0 by table count against
-// NumLevelZeroTables, the others by size); if one is over, the maintenance
-// goroutine compacts with DB.Flatten, which moves every level down into
-// one. Writes never wait for it unless level 0 reaches
-// NumLevelZeroTablesStall first (five memtables' worth of writes between
-// two commits: not possible, a commit is at most 15 % of a memtable); a
-// commit during a compaction only adds to level 0, which the same Flatten
-// picks up before it returns.
+// NumLevelZeroTables, the others by size); if one is over, a goroutine of
+// its own (compactor) compacts with DB.Flatten, which moves every level
+// down into one. That goroutine never takes the buffer's lock and runs
+// from before the database opens: a commit that badger holds because level
+// 0 reached NumLevelZeroTablesStall (a salvage or a large eviction writing
+// many memtables' worth under the lock) is released by the compaction its
+// own commits asked for. A commit during a compaction only adds to level 0,
+// which the same Flatten picks up before it returns.
 //
 // The trade: Flatten rewrites the tables a level-0 table overlaps in the
 // bottom level, and a level-0 table spans the whole key space (every
@@ -39,25 +40,28 @@ import (
 // whole), a few MB at the reference load; TestCompactionKeepsLevelZeroLow
 // measures the bytes written.
 
-// compactDue says whether some level of db is over its target.
-func compactDue(db *badger.DB) bool {
+// compactDue says whether some level of db is over its target, and the
+// LSM's size.
+func compactDue(db *badger.DB) (due bool, size int64) {
 	for _, l := range db.Levels() {
 		// Score is set for the levels badger would compact: level 0 by
 		// its table count, the others (but the last) by their size.
 		// Flatten compacts a score over 1 (at exactly 1 it has nothing
 		// to do: level 0 is compacted at NumLevelZeroTables+1 tables).
-		if l.Score > 1 {
-			return true
-		}
+		due = due || l.Score > 1
+		size += l.Size
 	}
-	return false
+	return due, size
 }
 
 // checkCompaction is called after every commit, with mu held: it wakes the
 // compactor when a level is over its target. A look costs a few
 // microseconds, a synced commit a millisecond or more.
 func (s *Badger) checkCompaction() {
-	if s.db == nil || !compactDue(s.db) {
+	if s.db == nil {
+		return
+	}
+	if due, _ := compactDue(s.db); !due {
 		return
 	}
 	select {
@@ -104,12 +108,12 @@ func (s *Badger) compact() {
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	db := s.dbp.Load()
-	if db == nil || db.IsClosed() || !compactDue(db) {
+	if db == nil || db.IsClosed() {
 		return
 	}
-	var lsm int64
-	for _, l := range db.Levels() {
-		lsm += l.Size
+	due, lsm := compactDue(db)
+	if !due {
+		return
 	}
 	if free, err := s.opts.FreeSpace(s.opts.Dir); err == nil && free < lsm+s.opts.MinFree {
 		s.log.Warn("buffer: compaction waits for disk space", "free", free, "needed", lsm+s.opts.MinFree)

@@ -50,10 +50,9 @@ func (s *Badger) pageOut() {
 	if d, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = d
 	}
-	dir += string(filepath.Separator)
 	tried, refused := 0, 0
 	for _, m := range maps {
-		if !strings.HasPrefix(m.Pathname, dir) || !(strings.HasSuffix(m.Pathname, ".vlog") || strings.HasSuffix(m.Pathname, ".sst")) {
+		if !pagedOutFile(m.Pathname, dir) {
 			continue
 		}
 		tried++
@@ -71,6 +70,13 @@ func (s *Badger) pageOut() {
 		})
 		pageOutUnsupported.Store(true)
 	}
+}
+
+// pagedOutFile says whether a mapped file is one pageOut gives back: a
+// value-log file or a table of the database in dir.
+func pagedOutFile(path, dir string) bool {
+	return strings.HasPrefix(path, dir+string(filepath.Separator)) &&
+		(strings.HasSuffix(path, ".vlog") || strings.HasSuffix(path, ".sst"))
 }
 
 var (
