@@ -247,8 +247,9 @@ func (u *Uplink) connection(ctx context.Context) error {
 // and refused whole.
 func (u *Uplink) parseAck(b []byte) ([]uint64, bool) {
 	reject := func(why string, err error) ([]uint64, bool) {
-		u.d.Update(func(s *Stats) { s.AcksRejected++ })
+		// Logged, then counted: a refusal the stats show is complete.
 		u.log.Warn("platform acknowledgement refused: "+why, "err", err, "bytes", len(b), "payload", clip(b))
+		u.d.Update(func(s *Stats) { s.AcksRejected++ })
 		return nil, false
 	}
 	if len(b) > MaxAckBytes {
