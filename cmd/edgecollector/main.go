@@ -10,10 +10,11 @@
 //	edgecollector reset|ack|bypass|status|reload -c FILE ...   talk to the running collector
 //	edgecollector audit verify -c FILE  check the audit log's hash chain
 //
-// GOMAXPROCS is taken once at start (from the CPU quota of its cgroup, as
-// Go does): the runtime's update of it every second re-reads the cgroup's
-// files from sysmon, about 1 % of a quiet collector's CPU, for a quota that
-// a gateway never changes while it runs.
+// Go code runs on one thread unless the GOMAXPROCS environment variable
+// says otherwise (procs.go). A GOMAXPROCS the operator sets is taken once at
+// start, not updated from the cgroup's CPU quota: that update re-reads the
+// cgroup's files from sysmon every second, about 1 % of a quiet collector's
+// CPU, for a quota that a gateway never changes while it runs.
 //
 //go:debug updatemaxprocs=0
 package main
@@ -51,6 +52,7 @@ const (
 )
 
 func main() {
+	setProcs(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, deps{})
 	stop()
@@ -231,6 +233,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 		pprof.StartCPUProfile(f)
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	resumeGC := pauseGC()
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {
 		return code
@@ -264,6 +267,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, d deps) int {
 			mu.Unlock()
 		}
 	}
+	resumeGC()
 	if err := serve(ctx, cfg, cd); err != nil {
 		log.Error("collector failed", "err", err)
 		return exitFail
