@@ -135,10 +135,8 @@ type Badger struct {
 	compactions atomic.Int64
 	dbp         atomic.Pointer[badger.DB]
 	compactMu   sync.Mutex
-	// marksAt is when the low-water mark file was last written;
 	// appendedSinceFlush says whether a commit carried the
 	// acknowledgements since the last flush tick.
-	marksAt            time.Time
 	appendedSinceFlush bool
 	// written counts the bytes committed; pagedOut is written at the last
 	// page-out.

@@ -81,11 +81,8 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 		s.retained = now
 		s.applyRetention()
 	}
-	// The commit carried the acknowledgements; the low-water mark goes in
-	// the same wake-up, not in one of its own.
-	if now := time.Now(); now.Sub(s.marksAt) >= marksEvery || now.Before(s.marksAt) {
-		s.writeMarks()
-	}
+	// The commit carried the acknowledgements; the low-water mark is
+	// written on the maintenance tick (flushEvery).
 	return nil
 }
 

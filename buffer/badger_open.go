@@ -299,7 +299,7 @@ func (s *Badger) nameLost(what string, pending *[]*edge.Message, kept []*edge.Me
 	if top > issued {
 		r := edge.SeqRange{First: issued + 1, Last: top}
 		ev.Ranges, ev.Count = []edge.SeqRange{r}, r.Count()
-		ev.Message += fmt.Sprintf("; seqs %s were not issued (reserved by the seq ceiling)", r)
+		ev.Message += fmt.Sprintf("; seqs %s were reserved by the seq ceiling: not issued, or issued after the low-water mark was last written (every 5 s) and lost with the database", r)
 	}
 	*pending = append(*pending, &edge.Message{Kind: edge.KindEvent, Created: now, Events: []edge.Event{ev}})
 	s.last = max(s.last, top)
