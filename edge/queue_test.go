@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -147,5 +148,45 @@ func TestAppenderDropReportEndsWindow(t *testing.T) {
 	calls, _ := sink.snapshot()
 	if len(calls[0]) != 3 || calls[0][0].Kind != KindEvent || calls[0][0].Events[0].State != StateBufferDropped {
 		t.Fatalf("first append %v, want the drop report and the 2 kept messages", calls[0])
+	}
+}
+
+// Readings that arrive in the last twentieth of a commit window end it at
+// once, in their own wake-up (a poll as long as the window arrives a
+// moment before it would end); earlier ones wait for the window.
+func TestAppenderWindowEndsWithReadingsNearItsEnd(t *testing.T) {
+	const window = time.Second
+	for _, tc := range []struct {
+		name   string
+		second time.Duration // when the second put comes, after the first
+		at     time.Duration // when the one append comes
+	}{
+		{"just before the end: at once, with them", 960 * time.Millisecond, 960 * time.Millisecond},
+		{"mid-window: they wait for its end", 500 * time.Millisecond, window},
+		{"just outside the last twentieth: they wait", 940 * time.Millisecond, window},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				q := NewQueue(100)
+				sink := newRecordSink()
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); (&Appender{Queue: q, Sink: sink, CommitInterval: window}).Run(ctx) }()
+				start := time.Now()
+				q.PutAll(rt(3))
+				time.Sleep(tc.second)
+				q.PutAll(rt(3))
+				<-sink.called
+				calls, at := sink.snapshot()
+				if len(calls) != 1 || len(calls[0]) != 2 {
+					t.Fatalf("%d append calls %v, want one with both messages", len(calls), calls)
+				}
+				if got := at[0].Sub(start); got != tc.at {
+					t.Errorf("appended at %s, want %s", got, tc.at)
+				}
+				cancel()
+				<-done
+			})
+		})
 	}
 }
