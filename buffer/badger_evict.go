@@ -20,6 +20,10 @@ func (s *Badger) degrade(why string) {
 		s.log.Error("buffer is not durable: messages are held in memory until the disk is usable", "reason", why, "memory_queue", s.opts.MemoryQueue)
 	}
 	s.degraded = why
+	select {
+	case s.retryC <- struct{}{}:
+	default:
+	}
 }
 
 // enforce applies the size caps: it evicts messages every uplink has
@@ -222,6 +226,11 @@ func (s *Badger) maintain(ctx context.Context) {
 	defer gc.Stop()
 	retry := time.NewTicker(s.opts.RetryInterval)
 	defer retry.Stop()
+	s.mu.Lock()
+	if s.degraded == "" {
+		retry.Stop() // until degrade says otherwise
+	}
+	s.mu.Unlock()
 	retention := time.NewTicker(s.retentionEvery())
 	defer retention.Stop()
 	for {
@@ -255,9 +264,14 @@ func (s *Badger) maintain(ctx context.Context) {
 			s.mu.Lock()
 			s.checkCompaction()
 			s.mu.Unlock()
+		case <-s.retryC:
+			retry.Reset(s.opts.RetryInterval)
 		case <-retry.C:
 			s.mu.Lock()
 			s.recover(ctx)
+			if s.degraded == "" {
+				retry.Stop()
+			}
 			s.mu.Unlock()
 		}
 	}
