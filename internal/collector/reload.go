@@ -189,13 +189,23 @@ func (c *Collector) apply(next *config.Config) error {
 	}
 	old := map[string]*groupRun{}
 	for _, g := range c.groups {
-		old[g.fp] = g
+		fp, err := g.fingerprint()
+		if err != nil {
+			c.log.Error("reload: a running poll group cannot be compared; the running groups stay", "err", err)
+			return c.refuse(err)
+		}
+		old[fp] = g
 	}
 	var kept, started, stopped []string
 	var final []*groupRun
 	reused := map[*groupRun]bool{}
 	for _, g := range groups {
-		if og := old[g.fp]; og != nil && !reused[og] {
+		fp, err := g.fingerprint()
+		if err != nil {
+			c.log.Error("reload: a new poll group cannot be compared; the running groups stay", "err", err)
+			return c.refuse(err)
+		}
+		if og := old[fp]; og != nil && !reused[og] {
 			reused[og] = true
 			final = append(final, og)
 			kept = append(kept, og.g.Name)
