@@ -133,12 +133,17 @@ type Badger struct {
 	// dbp, and compactMu keeps a database from being closed under it.
 	compactC    chan struct{}
 	compactions atomic.Int64
+	dbp         atomic.Pointer[badger.DB]
+	compactMu   sync.Mutex
 	// retryC tells maintain that the store became degraded: it retries
 	// the disk every RetryInterval until it is durable again (and sleeps
 	// otherwise: a healthy store has no retry timer).
-	retryC    chan struct{}
-	dbp       atomic.Pointer[badger.DB]
-	compactMu sync.Mutex
+	retryC chan struct{}
+	// flushC: an append tells maintain that its flush tick is near
+	// (flushEarly), so that it runs in the append's wake-up and its timer
+	// is pushed back; flushedAt is when it last ran.
+	flushC    chan struct{}
+	flushedAt time.Time
 	// appendedSinceFlush says whether a commit carried the
 	// acknowledgements since the last flush tick.
 	appendedSinceFlush bool
@@ -240,7 +245,8 @@ func OpenBadger(ctx context.Context, opts BadgerOpts) (*Badger, error) {
 		return nil, fmt.Errorf("buffer: create %s: %w", opts.Dir, err)
 	}
 	s := &Badger{opts: opts, log: opts.Logger.With("component", "buffer"), book: newBook(opts.Uplinks), buckets: map[int64][2]uint64{},
-		opened: make(chan struct{}), opening: true, degraded: "opening the database", compactC: make(chan struct{}, 1), retryC: make(chan struct{}, 1)}
+		opened: make(chan struct{}), opening: true, degraded: "opening the database", compactC: make(chan struct{}, 1), retryC: make(chan struct{}, 1),
+		flushC: make(chan struct{}, 1)}
 	s.mem = newQueue(opts.MemoryQueue, s.book, s.nextSeq, func() uint64 { return s.last + 1 })
 	if err := checkLock(s.dbDir()); err != nil {
 		return nil, err

@@ -82,7 +82,14 @@ func (s *Badger) appendLocked(msgs []*edge.Message) error {
 		s.applyRetention()
 	}
 	// The commit carried the acknowledgements; the low-water mark is
-	// written on the maintenance tick (flushEvery).
+	// written on the maintenance tick (flushEvery), which this append runs
+	// when it is near.
+	if time.Since(s.flushedAt) >= flushEvery-flushEarly {
+		select {
+		case s.flushC <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 

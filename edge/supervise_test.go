@@ -417,3 +417,50 @@ func TestRunReportsClockStep(t *testing.T) {
 		}
 	})
 }
+
+// A polling collector's housekeeping (here the clock check) runs in a
+// tick's wake-up: a tick within housekeepEarly of the check's deadline pokes
+// Run, whose own timer then never fires. Ticks at +0.5 s, +1.5 s, ...: the
+// checks run at +3.5 s and +6.5 s, so a step at +4.5 s is reported at the
+// +6.5 s tick (Run's timer would have reported it at +5 s, in a wake-up of
+// its own).
+func TestTicksCarryTheHousekeeping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		offset := time.Duration(0)
+		start := time.Now()
+		var reported []time.Duration
+		e, err := NewEngine(EngineOpts{Points: gasPoints(1),
+			Now:   func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) },
+			Since: func() time.Duration { return time.Since(start) },
+			Emit: func(m *Message) {
+				for _, ev := range m.Events {
+					if ev.State == StateClockStep {
+						reported = append(reported, time.Since(start))
+					}
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runEngine(t, e)
+		synctest.Wait()
+		raw := []Raw{{Value: Num(1), Quality: Good}}
+		time.Sleep(500 * time.Millisecond)
+		for i := range 9 { // +0.5 s ... +8.5 s
+			if i > 0 {
+				time.Sleep(time.Second)
+			}
+			if time.Since(start) == 4500*time.Millisecond {
+				mu.Lock()
+				offset = -time.Hour // stepped after the +3.5 s check, seen at the next
+				mu.Unlock()
+			}
+			e.Tick(context.Background(), nil, e.opts.Now(), []int{0}, raw)
+			synctest.Wait()
+		}
+		if len(reported) != 1 || reported[0] != 6500*time.Millisecond {
+			t.Fatalf("clock step reported at %v, want once, at the +6.5 s tick", reported)
+		}
+	})
+}
