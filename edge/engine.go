@@ -367,12 +367,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer wg.Wait()
 	clock := clockWatch{}
 	clock.observe(e.opts.Now(), e.opts.Since())
-	start := e.opts.Now()
-	t := time.NewTimer(e.housekeepingIn(start))
+	// sleep is how long to wait after now; it sets the deadline ticks
+	// look at (checkDue) too.
+	sleep := func(now time.Time) time.Duration {
+		e.mu.Lock()
+		e.checkDue = e.opts.Since() + ClockCheckEvery
+		e.mu.Unlock()
+		return e.housekeepingIn(now)
+	}
+	t := time.NewTimer(sleep(e.opts.Now()))
 	defer t.Stop()
-	e.mu.Lock()
-	e.checkDue = e.opts.Since() + ClockCheckEvery
-	e.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
@@ -381,10 +385,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-e.wake:
 		}
 		now := e.opts.Now()
-		t.Reset(e.housekeepingIn(now))
-		e.mu.Lock()
-		e.checkDue = e.opts.Since() + ClockCheckEvery
-		e.mu.Unlock()
+		t.Reset(sleep(now))
 		if ev, ok := clock.observe(now, e.opts.Since()); ok {
 			e.log.Warn("wall clock stepped", "message", ev.Message)
 			e.emit(now, []Event{ev})
